@@ -1,0 +1,61 @@
+#!/usr/bin/env node
+// Starts reqlite, a JavaScript server that speaks RethinkDB's driver protocol,
+// for GuildNet's dev environment and tests. Production uses RethinkDB itself.
+//
+// Usage: node server.js [--host 127.0.0.1] [--port 0]
+// Prints "reqlite listening on HOST:PORT" on stdout once it accepts
+// connections (port 0 picks a free port, so parallel tests never collide).
+'use strict';
+
+const net = require('net');
+const path = require('path');
+
+function arg(name, fallback) {
+  const i = process.argv.indexOf('--' + name);
+  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
+}
+const host = arg('host', '127.0.0.1');
+const port = Number(arg('port', '0'));
+if (!Number.isInteger(port) || port < 0 || port > 65535) {
+  console.error(`reqlite: --port must be a number from 0 to 65535, got "${arg('port')}"`);
+  process.exit(2);
+}
+
+const lib = path.join(path.dirname(require.resolve('reqlite/package.json')), 'lib');
+const Connection = require(path.join(lib, 'connection.js'));
+const Server = require(path.join(lib, 'index.js'));
+
+// reqlite appends "==" to an already padded base64 salt. Drivers with a strict
+// base64 decoder (rethinkdb-go) reject the handshake, so send the salt
+// re-encoded. The server keeps using its own copy for the proof.
+Connection.prototype.getAuthentication = function () {
+  const salt = Buffer.from(this.salt, 'base64').toString('base64');
+  return 'r=' + this.getFullNonce() + ',s=' + salt + ',i=' + this.iterations;
+};
+
+// reqlite listens on every interface and cannot take port 0; bind where we were
+// told instead, and report the port the kernel chose.
+const listen = net.Server.prototype.listen;
+let server;
+net.Server.prototype.listen = function (_port, cb) {
+  server = this;
+  this.once('listening', () => {
+    const a = this.address();
+    process.stdout.write(`reqlite listening on ${host.includes(':') ? '[' + host + ']' : host}:${a.port}\n`);
+  });
+  this.once('error', (err) => {
+    console.error(`reqlite: cannot listen on ${host}:${port}: ${err.message}`);
+    process.exit(1);
+  });
+  return listen.call(this, port, host, cb);
+};
+
+// A non-zero "driver-port" keeps reqlite from substituting its default 28015.
+new Server({ 'driver-port': 1, silent: true });
+
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    if (server) server.close();
+    process.exit(0);
+  });
+}

@@ -1,0 +1,166 @@
+package apiserver
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apiserver/pkg/registry/generic"
+	"k8s.io/apiserver/pkg/registry/rest"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/apiserver/pkg/server/healthz"
+	serverstorage "k8s.io/apiserver/pkg/server/storage"
+	"k8s.io/apiserver/pkg/storage/storagebackend"
+
+	"github.com/guildnet/guildnet/apis/guildnet"
+	"github.com/guildnet/guildnet/apis/guildnet/v1alpha1"
+	"github.com/guildnet/guildnet/pkg/registry/database"
+	"github.com/guildnet/guildnet/pkg/registry/table"
+	"github.com/guildnet/guildnet/pkg/registry/workspace"
+)
+
+// ExtraConfig is what guildnet-apiserver adds to the generic server's config.
+type ExtraConfig struct {
+	// StorageDecorator creates the storage.Interface of each resource (RethinkDB).
+	StorageDecorator generic.StorageDecorator
+	// StorageReady is checked by /readyz: the server reports not ready while
+	// its storage cannot serve.
+	StorageReady func(ctx context.Context) error
+}
+
+// Config is the whole configuration of guildnet-apiserver.
+type Config struct {
+	GenericConfig *genericapiserver.RecommendedConfig
+	ExtraConfig   ExtraConfig
+}
+
+type completedConfig struct {
+	GenericConfig genericapiserver.CompletedConfig
+	ExtraConfig   *ExtraConfig
+}
+
+// CompletedConfig is a Config with defaults filled in; only it can build a
+// server, so "forgot to call Complete" cannot compile.
+type CompletedConfig struct {
+	*completedConfig
+}
+
+// GuildNetServer is the running aggregated API server.
+type GuildNetServer struct {
+	GenericAPIServer *genericapiserver.GenericAPIServer
+}
+
+// Complete fills in defaults.
+func (cfg *Config) Complete() CompletedConfig {
+	cfg.GenericConfig.LongRunningFunc = IsLongRunning
+	return CompletedConfig{&completedConfig{
+		GenericConfig: cfg.GenericConfig.Complete(),
+		ExtraConfig:   &cfg.ExtraConfig,
+	}}
+}
+
+// New builds the server and installs the guildnet.io API group.
+func (c CompletedConfig) New() (*GuildNetServer, error) {
+	if c.ExtraConfig.StorageDecorator == nil {
+		return nil, fmt.Errorf("no storage configured for guildnet.io resources")
+	}
+	genericServer, err := c.GenericConfig.New("guildnet-apiserver", genericapiserver.NewEmptyDelegate())
+	if err != nil {
+		return nil, err
+	}
+	s := &GuildNetServer{GenericAPIServer: genericServer}
+
+	storage, err := NewStorage(Scheme, &restOptionsGetter{decorator: c.ExtraConfig.StorageDecorator})
+	if err != nil {
+		return nil, err
+	}
+	apiGroupInfo := genericapiserver.NewDefaultAPIGroupInfo(guildnet.GroupName, Scheme, metav1.ParameterCodec, Codecs)
+	apiGroupInfo.VersionedResourcesStorageMap[v1alpha1.SchemeGroupVersion.Version] = storage
+	if err := s.GenericAPIServer.InstallAPIGroup(&apiGroupInfo); err != nil {
+		return nil, err
+	}
+	if ready := c.ExtraConfig.StorageReady; ready != nil {
+		if err := s.GenericAPIServer.AddReadyzChecks(storageCheck{ready: ready}); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// NewStorage returns the REST storage of every v1alpha1 resource and
+// subresource, keyed by path ("workspaces", "workspaces/status", ...).
+func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter) (map[string]rest.Storage, error) {
+	storage := map[string]rest.Storage{}
+	ws, wsStatus, err := workspace.NewREST(scheme, optsGetter)
+	if err != nil {
+		return nil, err
+	}
+	storage["workspaces"], storage["workspaces/status"] = ws, wsStatus
+	db, dbStatus, err := database.NewREST(scheme, optsGetter)
+	if err != nil {
+		return nil, err
+	}
+	storage["databases"], storage["databases/status"] = db, dbStatus
+	tbl, tblStatus, err := table.NewREST(scheme, optsGetter)
+	if err != nil {
+		return nil, err
+	}
+	storage["tables"], storage["tables/status"] = tbl, tblStatus
+	return storage, nil
+}
+
+// restOptionsGetter hands every resource the RethinkDB storage decorator and
+// a codec that stores objects as v1alpha1 JSON.
+type restOptionsGetter struct {
+	decorator generic.StorageDecorator
+}
+
+func (g *restOptionsGetter) GetRESTOptions(resource schema.GroupResource, _ runtime.Object) (generic.RESTOptions, error) {
+	codec, _, err := serverstorage.NewStorageCodec(serverstorage.StorageCodecConfig{
+		StorageMediaType:  runtime.ContentTypeJSON,
+		StorageSerializer: Codecs,
+		StorageVersion:    v1alpha1.SchemeGroupVersion,
+		MemoryVersion:     guildnet.SchemeGroupVersion,
+	})
+	if err != nil {
+		return generic.RESTOptions{}, err
+	}
+	prefix := "/" + resource.Group + "/" + resource.Resource
+	return generic.RESTOptions{
+		StorageConfig: &storagebackend.ConfigForResource{
+			Config: storagebackend.Config{
+				Type:               "rethinkdb",
+				// Keys already start with ResourcePrefix; no second prefix.
+				Prefix:             "",
+				Codec:              codec,
+				EncodeVersioner:    v1alpha1.SchemeGroupVersion,
+				HealthcheckTimeout: 2 * time.Second,
+				ReadycheckTimeout:  2 * time.Second,
+			},
+			GroupResource: resource,
+		},
+		Decorator:               g.decorator,
+		EnableGarbageCollection: true,
+		DeleteCollectionWorkers: 1,
+		ResourcePrefix:          prefix,
+	}, nil
+}
+
+// storageCheck is the /readyz check that fails while RethinkDB is unreachable.
+type storageCheck struct {
+	ready func(ctx context.Context) error
+}
+
+func (storageCheck) Name() string { return "rethinkdb" }
+
+func (c storageCheck) Check(r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	return c.ready(ctx)
+}
+
+var _ healthz.HealthChecker = storageCheck{}

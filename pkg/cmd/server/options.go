@@ -1,0 +1,188 @@
+// Package server is guildnet-apiserver's command: its flags (every option
+// struct can AddFlags), their validation, the server configuration built
+// from them, and running it until the context ends.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/apiserver/pkg/endpoints/openapi"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	genericoptions "k8s.io/apiserver/pkg/server/options"
+	"k8s.io/apiserver/pkg/util/compatibility"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	"k8s.io/client-go/kubernetes"
+	basecompatibility "k8s.io/component-base/compatibility"
+	baseversion "k8s.io/component-base/version"
+	netutils "k8s.io/utils/net"
+
+	"github.com/guildnet/guildnet/apis/guildnet/v1alpha1"
+	generatedopenapi "github.com/guildnet/guildnet/generated/openapi"
+	"github.com/guildnet/guildnet/pkg/apiserver"
+	"github.com/guildnet/guildnet/pkg/logging"
+	"github.com/guildnet/guildnet/pkg/rethinkdb"
+	"github.com/guildnet/guildnet/pkg/storage/rethinkstore"
+)
+
+// Options are all of guildnet-apiserver's flags.
+type Options struct {
+	// Recommended are k8s.io/apiserver's options (secure serving, delegated
+	// authentication and authorization, audit, admission, features) without
+	// etcd: objects live in RethinkDB.
+	Recommended *genericoptions.RecommendedOptions
+	RethinkDB   *rethinkdb.Options
+	Logging     *logging.Options
+
+	ComponentGlobals basecompatibility.ComponentGlobalsRegistry
+}
+
+// NewOptions returns the defaults.
+func NewOptions() *Options {
+	rec := genericoptions.NewRecommendedOptions("/guildnet.io", apiserver.Codecs.LegacyCodec(v1alpha1.SchemeGroupVersion))
+	rec.Etcd = nil
+	// kube-apiserver multiplexes every request for the APIService over one
+	// HTTP/2 connection; 100 streams would stall open watches.
+	rec.SecureServing.HTTP2MaxStreamsPerConnection = 1000
+	return &Options{
+		Recommended:      rec,
+		RethinkDB:        rethinkdb.NewOptions(),
+		Logging:          logging.NewOptions(),
+		ComponentGlobals: compatibility.DefaultComponentGlobalsRegistry,
+	}
+}
+
+// AddFlags adds every flag to fs.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	o.Recommended.AddFlags(fs)
+	o.RethinkDB.AddFlags(fs)
+	o.Logging.AddFlags(fs)
+	_, _ = o.ComponentGlobals.ComponentGlobalsOrRegister(basecompatibility.DefaultKubeComponent,
+		basecompatibility.NewEffectiveVersionFromString(baseversion.DefaultKubeBinaryVersion, "", ""), utilfeature.DefaultMutableFeatureGate)
+	o.ComponentGlobals.AddFlags(fs)
+}
+
+// Validate returns every flag problem at once, each naming its flag.
+func (o *Options) Validate() error {
+	var errs []error
+	errs = append(errs, o.Recommended.Validate()...)
+	errs = append(errs, o.RethinkDB.Validate()...)
+	errs = append(errs, o.Logging.Validate()...)
+	errs = append(errs, o.ComponentGlobals.Validate()...)
+	return utilerrors.NewAggregate(errs)
+}
+
+// Config builds the server configuration and connects to RethinkDB. A
+// RethinkDB that cannot be reached is an error here, so a misconfigured
+// server says so at once instead of serving 503s.
+func (o *Options) Config(ctx context.Context) (*apiserver.Config, func() error, error) {
+	if err := o.Recommended.SecureServing.MaybeDefaultWithSelfSignedCerts("localhost", nil, []net.IP{netutils.ParseIPSloppy("127.0.0.1")}); err != nil {
+		return nil, nil, fmt.Errorf("cannot create a self-signed serving certificate: %w", err)
+	}
+	cfg := genericapiserver.NewRecommendedConfig(apiserver.Codecs)
+	namer := openapi.NewDefinitionNamer(apiserver.Scheme)
+	cfg.OpenAPIConfig = genericapiserver.DefaultOpenAPIConfig(generatedopenapi.GetOpenAPIDefinitions, namer)
+	cfg.OpenAPIConfig.Info.Title = "GuildNet"
+	cfg.OpenAPIConfig.Info.Version = v1alpha1.SchemeGroupVersion.Version
+	cfg.OpenAPIV3Config = genericapiserver.DefaultOpenAPIV3Config(generatedopenapi.GetOpenAPIDefinitions, namer)
+	cfg.OpenAPIV3Config.Info.Title = "GuildNet"
+	cfg.OpenAPIV3Config.Info.Version = v1alpha1.SchemeGroupVersion.Version
+	cfg.FeatureGate = o.ComponentGlobals.FeatureGateFor(basecompatibility.DefaultKubeComponent)
+	cfg.EffectiveVersion = o.ComponentGlobals.EffectiveVersionFor(basecompatibility.DefaultKubeComponent)
+	if err := o.Recommended.ApplyTo(cfg); err != nil {
+		return nil, nil, err
+	}
+
+	var kube kubernetes.Interface
+	if cfg.ClientConfig != nil {
+		k, err := kubernetes.NewForConfig(cfg.ClientConfig)
+		if err != nil {
+			return nil, nil, err
+		}
+		kube = k
+	}
+	rdb, err := o.RethinkDB.Connect(ctx, kube)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &apiserver.Config{
+		GenericConfig: cfg,
+		ExtraConfig: apiserver.ExtraConfig{
+			StorageDecorator: rethinkstore.NewStorageDecorator(rdb),
+			StorageReady:     rdb.Ping,
+		},
+	}, rdb.Close, nil
+}
+
+// Run serves until ctx ends.
+func (o *Options) Run(ctx context.Context) error {
+	log, err := o.Logging.Setup()
+	if err != nil {
+		return err
+	}
+	cfg, closeDB, err := o.Config(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = closeDB() }()
+	server, err := cfg.Complete().New()
+	if err != nil {
+		return err
+	}
+	server.GenericAPIServer.AddPostStartHookOrDie("start-informers", func(hc genericapiserver.PostStartHookContext) error {
+		cfg.GenericConfig.SharedInformerFactory.Start(hc.Done())
+		return nil
+	})
+	log.Info("Starting guildnet-apiserver", "rethinkdb", o.RethinkDB.Address, "version", baseversion.Get().GitVersion)
+	return server.GenericAPIServer.PrepareRun().RunWithContext(ctx)
+}
+
+// NewCommand returns the guildnet-apiserver command.
+func NewCommand(ctx context.Context, out, errOut io.Writer) *cobra.Command {
+	o := NewOptions()
+	cmd := &cobra.Command{
+		Use:   "guildnet-apiserver",
+		Short: "Serve the guildnet.io API (workspaces, databases, tables) as a Kubernetes aggregated API server",
+		Long: "guildnet-apiserver serves guildnet.io/v1alpha1 behind kube-apiserver's aggregation layer.\n" +
+			"kube-apiserver authenticates users; this server authorizes every request with\n" +
+			"SubjectAccessReviews and stores its objects in RethinkDB.",
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(*cobra.Command, []string) error {
+			return o.ComponentGlobals.Set()
+		},
+		RunE: func(c *cobra.Command, _ []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(c.Context())
+		},
+	}
+	cmd.SetContext(ctx)
+	cmd.SetOut(out)
+	cmd.SetErr(errOut)
+	o.AddFlags(cmd.Flags())
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &FlagError{Err: err}
+	})
+	return cmd
+}
+
+// FlagError is a command-line mistake; main prints it with a hint to --help.
+type FlagError struct{ Err error }
+
+func (e *FlagError) Error() string { return e.Err.Error() }
+func (e *FlagError) Unwrap() error { return e.Err }
+
+// IsFlagError reports whether err is a command-line mistake.
+func IsFlagError(err error) bool {
+	var fe *FlagError
+	return errors.As(err, &fe)
+}
