@@ -133,7 +133,7 @@ func (g *restOptionsGetter) GetRESTOptions(resource schema.GroupResource, _ runt
 	return generic.RESTOptions{
 		StorageConfig: &storagebackend.ConfigForResource{
 			Config: storagebackend.Config{
-				Type:               "rethinkdb",
+				Type: "rethinkdb",
 				// Keys already start with ResourcePrefix; no second prefix.
 				Prefix:             "",
 				Codec:              codec,

@@ -277,7 +277,8 @@ func (e *Env) register(ctx context.Context) error {
 		Spec: corev1.ServiceSpec{
 			Type:         corev1.ServiceTypeExternalName,
 			ExternalName: "localhost",
-			Ports:        []corev1.ServicePort{{Name: "https", Port: port, TargetPort: intstr.FromInt32(port)}},
+			// Named apart from artifacts/'s "https" port so both can be applied.
+			Ports: []corev1.ServicePort{{Name: "https-dev", Port: port, TargetPort: intstr.FromInt32(port)}},
 		},
 	}
 	if _, err := kube.CoreV1().Services(SystemNamespace).Create(ctx, svc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {

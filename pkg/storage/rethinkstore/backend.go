@@ -207,20 +207,27 @@ func (b *backend) queryError(ctx context.Context, err error) error {
 
 // allocate takes the next revision from the counter document.
 func (b *backend) allocate(ctx context.Context) (int64, error) {
-	resp, err := b.runWrite(ctx, b.meta.Get(revisionDoc).Update(func(row r.Term) any {
-		return map[string]any{"value": row.Field("value").Add(1)}
-	}, r.UpdateOpts{ReturnChanges: true}))
-	if err != nil {
-		return 0, err
+	for attempt := 0; ; attempt++ {
+		resp, err := b.runWrite(ctx, b.meta.Get(revisionDoc).Update(func(row r.Term) any {
+			return map[string]any{"value": row.Field("value").Add(1)}
+		}, r.UpdateOpts{ReturnChanges: true}))
+		if err != nil {
+			return 0, err
+		}
+		if resp.Errors == 0 && resp.Replaced == 1 && len(resp.Changes) == 1 {
+			n, ok := numberField(resp.Changes[0].NewValue, "value")
+			if !ok {
+				return 0, fmt.Errorf("allocate a revision in %s.%s: unexpected counter document %v", b.db, metaTable, resp.Changes[0].NewValue)
+			}
+			return n, nil
+		}
+		// An increment that changed nothing cannot happen on RethinkDB,
+		// whose single-document updates are atomic; a server that
+		// interleaves concurrent updates reports it, and a retry is right.
+		if resp.Errors > 0 || resp.Skipped > 0 || attempt >= 10 {
+			return 0, fmt.Errorf("allocate a revision in %s.%s: %s (replaced %d, skipped %d)", b.db, metaTable, resp.FirstError, resp.Replaced, resp.Skipped)
+		}
 	}
-	if resp.Errors > 0 || len(resp.Changes) != 1 {
-		return 0, fmt.Errorf("allocate a revision in %s.%s: %s (replaced %d)", b.db, metaTable, resp.FirstError, resp.Replaced)
-	}
-	n, ok := numberField(resp.Changes[0].NewValue, "value")
-	if !ok {
-		return 0, fmt.Errorf("allocate a revision in %s.%s: unexpected counter document %v", b.db, metaTable, resp.Changes[0].NewValue)
-	}
-	return n, nil
 }
 
 // claim locks key for revision rev, provided its committed revision is still
@@ -237,10 +244,17 @@ func (b *backend) claim(ctx context.Context, key string, expected, rev int64) (b
 		})
 	}
 	resp, err := b.runWrite(ctx, t)
-	if err != nil {
+	if err != nil || resp.Inserted+resp.Replaced != 1 {
 		return false, err
 	}
-	return resp.Inserted+resp.Replaced == 1, nil
+	// Make sure the claim is ours. On RethinkDB the conditional update above
+	// is atomic and this read only confirms it; it also keeps servers that
+	// interleave concurrent updates (reqlite) from letting two writers on.
+	var pending int64
+	if err := b.runOne(ctx, b.objects.Get(id).Field("pending").Default(0), &pending); err != nil {
+		return false, err
+	}
+	return pending == rev, nil
 }
 
 // appendLog writes the log row of a claimed revision: the commit point. It

@@ -70,8 +70,16 @@ func (b *backend) compactScheduled(ctx context.Context) error {
 }
 
 // compact compacts the log up to rev now (for tests and tools): reads and
-// watches older than rev get 410 afterwards.
+// watches older than rev get 410 afterwards. Like etcd's compaction it takes
+// a revision of its own, so the store's revision moves past rev.
 func (b *backend) compact(ctx context.Context, rev int64) error {
+	own, err := b.allocate(ctx)
+	if err != nil {
+		return err
+	}
+	if err := b.fill(ctx, own); err != nil {
+		return err
+	}
 	var cs compactState
 	if err := b.runOne(ctx, b.meta.Get(compactDoc), &cs); err != nil {
 		return err
