@@ -80,6 +80,7 @@ func (c CompletedConfig) New() (*GuildNetServer, error) {
 	}
 	apiGroupInfo := genericapiserver.NewDefaultAPIGroupInfo(guildnet.GroupName, Scheme, metav1.ParameterCodec, Codecs)
 	apiGroupInfo.VersionedResourcesStorageMap[v1alpha1.SchemeGroupVersion.Version] = storage
+	apiGroupInfo.NegotiatedSerializer = withoutProtobuf{apiGroupInfo.NegotiatedSerializer}
 	if err := s.GenericAPIServer.InstallAPIGroup(&apiGroupInfo); err != nil {
 		return nil, err
 	}
@@ -164,3 +165,21 @@ func (c storageCheck) Check(r *http.Request) error {
 }
 
 var _ healthz.HealthChecker = storageCheck{}
+
+// withoutProtobuf offers every media type but protobuf. The guildnet.io types
+// have no protobuf encoding, so a client that lists protobuf first (the
+// namespace controller's metadata client, client-go with protobuf enabled)
+// must be answered in JSON, its next choice, rather than with 406.
+type withoutProtobuf struct {
+	runtime.NegotiatedSerializer
+}
+
+func (s withoutProtobuf) SupportedMediaTypes() []runtime.SerializerInfo {
+	var infos []runtime.SerializerInfo
+	for _, info := range s.NegotiatedSerializer.SupportedMediaTypes() {
+		if info.MediaType != runtime.ContentTypeProtobuf {
+			infos = append(infos, info)
+		}
+	}
+	return infos
+}

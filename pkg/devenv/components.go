@@ -161,6 +161,8 @@ func (e *Env) startKubeAPIServer(ctx context.Context) error {
 	if e.adminCfg, err = clientcmd.BuildConfigFromFlags("", e.AdminKubeconfig); err != nil {
 		return err
 	}
+	// Tests and benchmarks burst; client-go's default 5 QPS would measure the throttle.
+	e.adminCfg.QPS, e.adminCfg.Burst = 1000, 1000
 	kube, err := kubernetes.NewForConfig(e.adminCfg)
 	if err != nil {
 		return err
@@ -230,14 +232,27 @@ func (e *Env) startGuildNet(ctx context.Context) error {
 	return e.waitForDiscovery(ctx)
 }
 
-// runGuildNet starts guildnet-apiserver and waits for its /readyz.
+// runGuildNet starts the main guildnet-apiserver and waits for its /readyz.
 func (e *Env) runGuildNet(ctx context.Context) error {
-	identity := e.path("kubeconfigs", "guildnet-apiserver.kubeconfig")
-	if err := e.writeKubeconfig(identity, ServiceAccount, e.pki.guildnetIdentity); err != nil {
+	p, err := e.startGuildNetProcess(ctx, "guildnet-apiserver", e.GuildNetAPIServerPort)
+	if err != nil {
 		return err
 	}
+	e.mu.Lock()
+	e.guildnet = p
+	e.mu.Unlock()
+	return nil
+}
+
+// startGuildNetProcess starts a guildnet-apiserver on port, on the
+// environment's RethinkDB, and waits for its /readyz.
+func (e *Env) startGuildNetProcess(ctx context.Context, name string, port int) (*process, error) {
+	identity := e.path("kubeconfigs", "guildnet-apiserver.kubeconfig")
+	if err := e.writeKubeconfig(identity, ServiceAccount, e.pki.guildnetIdentity); err != nil {
+		return nil, err
+	}
 	args := []string{
-		"--bind-address=127.0.0.1", "--secure-port=" + strconv.Itoa(e.GuildNetAPIServerPort),
+		"--bind-address=127.0.0.1", "--secure-port=" + strconv.Itoa(port),
 		"--tls-cert-file=" + e.pki.guildnetServing.CertFile, "--tls-private-key-file=" + e.pki.guildnetServing.KeyFile,
 		"--kubeconfig=" + identity,
 		"--authentication-kubeconfig=" + identity,
@@ -245,21 +260,27 @@ func (e *Env) runGuildNet(ctx context.Context) error {
 		"--rethinkdb-address=" + e.RethinkDBAddr,
 	}
 	args = append(args, e.opts.ExtraAPIServerArgs...)
-	e.progress("starting guildnet-apiserver on 127.0.0.1:%d", e.GuildNetAPIServerPort)
-	p, err := startProcess("guildnet-apiserver", e.path("logs"), e.opts.APIServerBinary, args, nil)
+	e.progress("starting %s on 127.0.0.1:%d", name, port)
+	p, err := startProcess(name, e.path("logs"), e.opts.APIServerBinary, args, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	e.mu.Lock()
-	e.guildnet = p
-	e.mu.Unlock()
+	url := fmt.Sprintf("https://127.0.0.1:%d/readyz", port)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: e.guildnetTLS()}}
+	if err := e.waitFor(ctx, name, p, 60*time.Second, func(ctx context.Context) error {
+		return httpOK(ctx, client, url)
+	}); err != nil {
+		_ = p.stop(5 * time.Second)
+		return nil, err
+	}
+	return p, nil
+}
+
+// guildnetTLS trusts guildnet-apiserver's serving certificate.
+func (e *Env) guildnetTLS() *tls.Config {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(e.aggCA.certPEM)
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}}}
-	url := fmt.Sprintf("https://127.0.0.1:%d/readyz", e.GuildNetAPIServerPort)
-	return e.waitFor(ctx, "guildnet-apiserver", p, 60*time.Second, func(ctx context.Context) error {
-		return httpOK(ctx, client, url)
-	})
+	return &tls.Config{RootCAs: pool, ServerName: "localhost"}
 }
 
 // register creates the ExternalName Service and the APIService that put

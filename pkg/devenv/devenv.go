@@ -82,6 +82,7 @@ type Env struct {
 	kcm       *process
 	guildnet  *process
 	reqlite   *reqlite.Server
+	replicas  []*Replica
 	userFiles map[string]string
 }
 
@@ -251,6 +252,12 @@ func (e *Env) Stop() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var errs []error
+	for _, r := range e.replicas {
+		if err := r.proc.stop(10 * time.Second); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	e.replicas = nil
 	for _, p := range []*process{e.guildnet, e.kcm, e.kubeAPI} {
 		if err := p.stop(10 * time.Second); err != nil {
 			errs = append(errs, err)
@@ -347,3 +354,65 @@ func (e *Env) StopGuildNetAPIServer() error {
 
 // StartGuildNetAPIServer starts guildnet-apiserver again after StopGuildNetAPIServer.
 func (e *Env) StartGuildNetAPIServer(ctx context.Context) error { return e.runGuildNet(ctx) }
+
+// GuildNetAPIServerPID is the process id of the main guildnet-apiserver
+// (for measuring its memory).
+func (e *Env) GuildNetAPIServerPID() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.guildnet == nil {
+		return 0
+	}
+	return e.guildnet.cmd.Process.Pid
+}
+
+// Replica is an extra guildnet-apiserver on the same RethinkDB, as a
+// second replica of a Deployment would be. It is not behind the APIService:
+// clients talk to it directly (Config).
+type Replica struct {
+	env  *Env
+	proc *process
+	port int
+}
+
+// StartReplica starts another guildnet-apiserver sharing the environment's RethinkDB.
+func (e *Env) StartReplica(ctx context.Context, name string) (*Replica, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	p, err := e.startGuildNetProcess(ctx, "guildnet-apiserver-"+safeName(name), port)
+	if err != nil {
+		return nil, err
+	}
+	r := &Replica{env: e, proc: p, port: port}
+	e.mu.Lock()
+	e.replicas = append(e.replicas, r)
+	e.mu.Unlock()
+	return r, nil
+}
+
+// Config is an administrator's rest.Config that talks to this replica
+// directly: guildnet-apiserver trusts kube-apiserver's client CA through
+// delegated authentication.
+func (r *Replica) Config() *rest.Config {
+	return r.env.directConfig(r.port)
+}
+
+// Stop ends the replica.
+func (r *Replica) Stop() error { return r.proc.stop(10 * time.Second) }
+
+// DirectConfig is an administrator's rest.Config that talks to the main
+// guildnet-apiserver without going through kube-apiserver.
+func (e *Env) DirectConfig() *rest.Config { return e.directConfig(e.GuildNetAPIServerPort) }
+
+func (e *Env) directConfig(port int) *rest.Config {
+	return &rest.Config{
+		Host: fmt.Sprintf("https://127.0.0.1:%d", port),
+		TLSClientConfig: rest.TLSClientConfig{
+			CAData: e.aggCA.certPEM, ServerName: "localhost",
+			CertData: e.pki.admin.CertPEM, KeyData: e.pki.admin.KeyPEM,
+		},
+		QPS: 1000, Burst: 1000,
+	}
+}

@@ -2,6 +2,7 @@ package integration
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/guildnet/guildnet/apis/guildnet/v1alpha1"
 )
@@ -9,3 +10,5 @@ import (
 func newDatabase(name string) *v1alpha1.Database {
 	return &v1alpha1.Database{ObjectMeta: metav1.ObjectMeta{Name: name}}
 }
+
+func labelsEverything() labels.Selector { return labels.Everything() }

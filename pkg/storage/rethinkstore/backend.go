@@ -9,6 +9,7 @@ import (
 	"time"
 
 	r "gopkg.in/rethinkdb/rethinkdb-go.v6"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/klog/v2"
 
 	"github.com/guildnet/guildnet/pkg/rethinkdb"
@@ -24,9 +25,11 @@ type Options struct {
 	// PollInterval is how often the revision log is read when no changefeed
 	// notification arrives (the changefeed is only a wake-up).
 	PollInterval time.Duration
-	// WindowSize is the number of recent events kept in memory; a watch from
-	// an older resourceVersion gets 410 Gone.
-	WindowSize int
+	// WindowSize and WindowBytes bound the recent events kept in memory (by
+	// count, and by the size of the objects they carry); a watch from an older
+	// resourceVersion gets 410 Gone.
+	WindowSize  int
+	WindowBytes int
 	// CompactionInterval is how often old history is removed from the log
 	// (at least one interval of history is kept). 0: the resource config's
 	// interval, else 5 minutes; negative: never.
@@ -40,6 +43,7 @@ const (
 	defaultGapTimeout         = 3 * time.Second
 	defaultPollInterval       = time.Second
 	defaultWindowSize         = 10000
+	defaultWindowBytes        = 64 << 20
 	defaultCompactionInterval = 5 * time.Minute
 	defaultProgressInterval   = 5 * time.Second
 	// tailBatch is the number of log rows the tailer reads per query.
@@ -60,6 +64,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.WindowSize <= 0 {
 		o.WindowSize = defaultWindowSize
+	}
+	if o.WindowBytes <= 0 {
+		o.WindowBytes = defaultWindowBytes
 	}
 	if o.ProgressInterval <= 0 {
 		o.ProgressInterval = defaultProgressInterval
@@ -99,6 +106,7 @@ type backend struct {
 	watermark  int64         // every revision <= watermark is written or filled, and in events
 	base       int64         // events hold every write in (base, watermark]
 	events     []*event
+	eventBytes int           // sum of the value and prev sizes of events
 	changed    chan struct{} // closed and replaced when watermark advances
 	compactRev int64
 	tailErr    error     // last tailer failure; nil while healthy
@@ -513,9 +521,12 @@ func (b *backend) waitReady(ctx context.Context) error {
 		err := b.readyErr
 		b.mu.Unlock()
 		if err == nil {
-			err = fmt.Errorf("database %s is not set up yet", b.db)
+			err = fmt.Errorf("still setting it up")
 		}
-		return unavailable(b.client.WrapError(err))
+		if err = unavailable(b.client.WrapError(err)); apierrors.IsServiceUnavailable(err) {
+			return err
+		}
+		return apierrors.NewServiceUnavailable(fmt.Sprintf("RethinkDB at %s: system database %s is not ready: %v", b.client.Address(), b.db, err))
 	}
 }
 
@@ -542,9 +553,11 @@ func (b *backend) waitFor(ctx context.Context, rev int64) error {
 			return ctx.Err()
 		case <-timer.C:
 			if terr != nil {
-				return unavailable(b.client.WrapError(terr))
+				if err := unavailable(b.client.WrapError(terr)); apierrors.IsServiceUnavailable(err) {
+					return err
+				}
 			}
-			return unavailable(fmt.Errorf("RethinkDB at %s: the revision log of %s did not reach revision %d (at %d) in time", b.client.Address(), b.db, rev, w))
+			return apierrors.NewServiceUnavailable(fmt.Sprintf("RethinkDB at %s: the revision log of %s did not reach revision %d (at %d) in time", b.client.Address(), b.db, rev, w))
 		}
 	}
 }
@@ -576,4 +589,9 @@ func decodeValue(v string) ([]byte, error) {
 // turns into 0).
 func pendingIs(o r.Term, rev int64) r.Term {
 	return o.Field("pending").Default(0).Eq(rev)
+}
+
+// encodeValue is the base64 form of stored bytes in a row.
+func encodeValue(b []byte) string {
+	return base64.StdEncoding.EncodeToString(b)
 }

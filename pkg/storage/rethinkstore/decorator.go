@@ -28,24 +28,27 @@ func NewStorageDecorator(c *rethinkdb.Client) generic.StorageDecorator {
 // the Options of the first resource set them up.
 func NewStorageDecoratorWithOptions(c *rethinkdb.Client, o Options) generic.StorageDecorator {
 	return func(config *storagebackend.ConfigForResource, resourcePrefix string,
-		_ func(obj runtime.Object) (string, error), newFunc, newListFunc func() runtime.Object,
+		_ func(obj runtime.Object) (string, error), newFunc, _ func() runtime.Object,
 		_ storage.AttrFunc, _ storage.IndexerFuncs, _ *cache.Indexers) (storage.Interface, factory.DestroyFunc, error) {
 		if c == nil {
 			return nil, nil, fmt.Errorf("rethinkstore: %s: no RethinkDB client", config.GroupResource)
 		}
-		if o.CompactionInterval == 0 {
-			o.CompactionInterval = config.CompactionInterval
+		opts := o
+		if opts.CompactionInterval == 0 {
+			opts.CompactionInterval = config.CompactionInterval
 		}
-		return New(c, o, config, resourcePrefix, newFunc, newListFunc)
+		return New(c, opts, config, resourcePrefix, newFunc)
 	}
 }
 
-// New returns the storage of one resource. The DestroyFunc releases it; the
-// shared machinery stops with the last resource of the Client.
+// New returns the storage of one resource. newFunc makes an empty object of
+// the resource (for bookmarks); resourcePrefix is the registry's key prefix,
+// e.g. "/guildnet.io/workspaces". The DestroyFunc releases it; the shared
+// machinery stops with the last resource of the Client.
 func New(c *rethinkdb.Client, o Options, config *storagebackend.ConfigForResource, resourcePrefix string,
-	newFunc, newListFunc func() runtime.Object) (storage.Interface, factory.DestroyFunc, error) {
+	newFunc func() runtime.Object) (storage.Interface, factory.DestroyFunc, error) {
 	b, release := acquireBackend(c, o)
-	s, err := newStore(b, config.Codec, config.Transformer, config.Prefix, resourcePrefix, config.GroupResource, newFunc, newListFunc)
+	s, err := newStore(b, config.Codec, config.Transformer, config.Prefix, resourcePrefix, config.GroupResource, newFunc)
 	if err != nil {
 		release()
 		return nil, nil, err

@@ -25,25 +25,25 @@ const (
 )
 
 // logRow is one entry of the revision log. Its primary key is the revision.
-// A fill row ({id, fill: true}) marks a revision that carries no write.
+// A fill row ({id, key: "", fill: true}) marks a revision that carries no write.
 type logRow struct {
-	Rev       int64  `rethinkdb:"id"`
-	Key       string `rethinkdb:"key,omitempty"`
-	Value     string `rethinkdb:"value,omitempty"`      // base64 of the stored bytes; empty for deletes
-	Prev      string `rethinkdb:"prev,omitempty"`       // base64 of the value this write replaced
-	PrevRev   int64  `rethinkdb:"prev_rev,omitempty"`   // revision of Prev; 0 for creates
-	Deleted   bool   `rethinkdb:"deleted,omitempty"`
-	Fill      bool   `rethinkdb:"fill,omitempty"`
+	Rev     int64  `rethinkdb:"id"`
+	Key     string `rethinkdb:"key,omitempty"`
+	Value   string `rethinkdb:"value,omitempty"`    // base64 of the stored bytes; empty for deletes
+	Prev    string `rethinkdb:"prev,omitempty"`     // base64 of the value this write replaced
+	PrevRev int64  `rethinkdb:"prev_rev,omitempty"` // revision of Prev; 0 for creates
+	Deleted bool   `rethinkdb:"deleted,omitempty"`
+	Fill    bool   `rethinkdb:"fill,omitempty"`
 }
 
 // objectRow is the current state of one key, and the lock that serializes its
 // writers (see doc.go). Rev 0 with Pending set is the claim of a create.
 type objectRow struct {
-	ID        string `rethinkdb:"id"`
-	Key       string `rethinkdb:"key"`
-	Rev       int64  `rethinkdb:"rev"`
-	Value     string `rethinkdb:"value"`
-	Pending   int64  `rethinkdb:"pending"`
+	ID      string `rethinkdb:"id"`
+	Key     string `rethinkdb:"key"`
+	Rev     int64  `rethinkdb:"rev"`
+	Value   string `rethinkdb:"value"`
+	Pending int64  `rethinkdb:"pending"`
 }
 
 // compactState is the meta document that coordinates compaction between replicas.
@@ -70,8 +70,10 @@ func objectID(key string) string {
 
 // ensureSchema creates the database, tables, indexes and counter documents that
 // are missing. It is safe to run from several replicas at once: "already
-// exists" answers are ignored.
-func ensureSchema(ctx context.Context, s *r.Session, db string) error {
+// exists" answers are ignored. base is the revision a new counter starts at:
+// 0 for a new database; the last known revision when the database was lost,
+// so resourceVersions never go backwards.
+func ensureSchema(ctx context.Context, s *r.Session, db string, base int64) error {
 	run := func(t r.Term) error {
 		cur, err := t.Run(s, r.RunOpts{Context: ctx})
 		if err == nil {
@@ -117,12 +119,18 @@ func ensureSchema(ctx context.Context, s *r.Session, db string) error {
 			return fmt.Errorf("wait for index %s.%s.%s: %w", db, t, keyIndex, err)
 		}
 	}
-	// conflict "error" keeps an existing counter; the duplicate-key answer is
-	// a write error, not a query error, so it is not reported. Revision 1 is
-	// taken by a fill row, so the store's revision is never 0 (as etcd's).
+	// conflict "error" keeps existing documents; a duplicate key is a write
+	// error in the response, not a query error. In a new database revision
+	// 1 is taken by a fill row, so the store's revision is never 0 (as
+	// etcd's); a recreated one starts after the last revision this process
+	// saw, with everything before it compacted (reads from then get 410).
+	counter, seedFill := base, false
+	if base == 0 {
+		counter, seedFill = 1, true
+	}
 	seed := []any{
-		map[string]any{"id": revisionDoc, "value": 1},
-		map[string]any{"id": compactDoc, "rev": 0, "prev": 0, "next": 0},
+		map[string]any{"id": revisionDoc, "value": counter},
+		map[string]any{"id": compactDoc, "rev": base, "prev": base, "next": base},
 	}
 	cur, err := r.DB(db).Table(metaTable).Insert(seed, r.InsertOpts{Conflict: "error"}).Run(s, r.RunOpts{Context: ctx})
 	if err != nil {
@@ -131,11 +139,19 @@ func ensureSchema(ctx context.Context, s *r.Session, db string) error {
 	if err := cur.Close(); err != nil {
 		return err
 	}
+	if !seedFill {
+		return nil
+	}
 	cur, err = r.DB(db).Table(logTable).Insert(fillRow(1), r.InsertOpts{Conflict: "error"}).Run(s, r.RunOpts{Context: ctx})
 	if err != nil {
 		return fmt.Errorf("seed %s.%s: %w", db, logTable, err)
 	}
 	return cur.Close()
+}
+
+// isSchemaMissing reports an error saying the database or a table is gone.
+func isSchemaMissing(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "does not exist")
 }
 
 // fillRow is the log row of a revision that carries no write. It has the

@@ -31,7 +31,6 @@ type store struct {
 	resourcePrefix string
 	groupResource  schema.GroupResource
 	newFunc        func() runtime.Object
-	newListFunc    func() runtime.Object
 	ttlWarning     sync.Once
 }
 
@@ -52,7 +51,7 @@ type authenticatedDataString string
 func (d authenticatedDataString) AuthenticatedData() []byte { return []byte(d) }
 
 func newStore(b *backend, codec runtime.Codec, transformer value.Transformer, prefix, resourcePrefix string,
-	gr schema.GroupResource, newFunc, newListFunc func() runtime.Object) (*store, error) {
+	gr schema.GroupResource, newFunc func() runtime.Object) (*store, error) {
 	if codec == nil {
 		return nil, fmt.Errorf("rethinkstore: %s: no codec", gr)
 	}
@@ -75,7 +74,6 @@ func newStore(b *backend, codec runtime.Codec, transformer value.Transformer, pr
 		resourcePrefix: resourcePrefix,
 		groupResource:  gr,
 		newFunc:        newFunc,
-		newListFunc:    newListFunc,
 	}, nil
 }
 

@@ -58,8 +58,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func newPod() runtime.Object     { return &example.Pod{} }
-func newPodList() runtime.Object { return &example.PodList{} }
+func newPod() runtime.Object { return &example.Pod{} }
 
 // testClient connects to the shared reqlite with a fresh system database.
 func testClient(t testing.TB) *rethinkdb.Client {
@@ -87,7 +86,7 @@ func testSetupWith(t testing.TB, c *rethinkdb.Client, o Options) (context.Contex
 		},
 		GroupResource: schema.GroupResource{Resource: "pods"},
 	}
-	si, destroy, err := New(c, o, cfg, "/pods/", newPod, newPodList)
+	si, destroy, err := New(c, o, cfg, "/pods/", newPod)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,13 +357,17 @@ func TestWatch(t *testing.T) {
 	}
 	run("Watch", func(ctx context.Context, t *testing.T, s *store) { storagetesting.RunTestWatch(ctx, t, s) })
 	run("ClusterScopedWatch", func(ctx context.Context, t *testing.T, s *store) { storagetesting.RunTestClusterScopedWatch(ctx, t, s) })
-	run("NamespaceScopedWatch", func(ctx context.Context, t *testing.T, s *store) { storagetesting.RunTestNamespaceScopedWatch(ctx, t, s) })
+	run("NamespaceScopedWatch", func(ctx context.Context, t *testing.T, s *store) {
+		storagetesting.RunTestNamespaceScopedWatch(ctx, t, s)
+	})
 	run("DeleteTriggerWatch", func(ctx context.Context, t *testing.T, s *store) { storagetesting.RunTestDeleteTriggerWatch(ctx, t, s) })
 	run("WatchFromZero", func(ctx context.Context, t *testing.T, s *store) {
 		storagetesting.RunTestWatchFromZero(ctx, t, s, compactStorage(s))
 	})
 	run("WatchFromNonZero", func(ctx context.Context, t *testing.T, s *store) { storagetesting.RunTestWatchFromNonZero(ctx, t, s) })
-	run("DelayedWatchDelivery", func(ctx context.Context, t *testing.T, s *store) { storagetesting.RunTestDelayedWatchDelivery(ctx, t, s) })
+	run("DelayedWatchDelivery", func(ctx context.Context, t *testing.T, s *store) {
+		storagetesting.RunTestDelayedWatchDelivery(ctx, t, s)
+	})
 	run("WatchError", func(ctx context.Context, t *testing.T, s *store) {
 		storagetesting.RunTestWatchError(ctx, t, &storeWithPrefixTransformer{s})
 	})

@@ -35,6 +35,9 @@ func (b *backend) runTailer(ctx context.Context) {
 	backoff.reset()
 	for {
 		next, err := b.advance(ctx)
+		if isSchemaMissing(err) {
+			err = b.recreateSchema(ctx)
+		}
 		b.mu.Lock()
 		wasFailing := b.tailErr != nil
 		b.tailErr = err
@@ -78,7 +81,7 @@ func (b *backend) runTailer(ctx context.Context) {
 func (b *backend) initialize(ctx context.Context) error {
 	qctx, cancel := b.queryContext(ctx)
 	defer cancel()
-	if err := ensureSchema(qctx, b.client.Session(), b.db); err != nil {
+	if err := ensureSchema(qctx, b.client.Session(), b.db, 0); err != nil {
 		return b.queryError(qctx, err)
 	}
 	var cs compactState
@@ -89,6 +92,28 @@ func (b *backend) initialize(ctx context.Context) error {
 	b.compactRev = cs.Rev
 	b.watermark = cs.Rev
 	b.base = cs.Rev
+	b.mu.Unlock()
+	return nil
+}
+
+// recreateSchema sets the system database up again after it disappeared
+// (dropped by hand, or a RethinkDB stand-in without storage restarted). The
+// objects in it are gone; the revision continues after the last one seen
+// here, so clients relist instead of seeing resourceVersions go backwards.
+func (b *backend) recreateSchema(ctx context.Context) error {
+	b.mu.Lock()
+	w := b.watermark
+	b.mu.Unlock()
+	b.logger.Error(nil, "RethinkDB system database is missing; creating it again. Objects stored in it are lost", "address", b.client.Address(), "revision", w)
+	qctx, cancel := b.queryContext(ctx)
+	defer cancel()
+	if err := ensureSchema(qctx, b.client.Session(), b.db, w); err != nil {
+		return b.queryError(qctx, err)
+	}
+	b.mu.Lock()
+	if w > b.compactRev {
+		b.compactRev = w
+	}
 	b.mu.Unlock()
 	return nil
 }
@@ -174,10 +199,18 @@ func (b *backend) publish(w int64, fresh []*event, compactRev int64) {
 		return
 	}
 	b.events = append(b.events, fresh...)
-	if extra := len(b.events) - b.opts.WindowSize; extra > 0 {
-		b.base = b.events[extra-1].rev
+	for _, ev := range fresh {
+		b.eventBytes += ev.size()
+	}
+	drop := 0
+	for drop < len(b.events) && (len(b.events)-drop > b.opts.WindowSize || b.eventBytes > b.opts.WindowBytes) {
+		b.eventBytes -= b.events[drop].size()
+		b.base = b.events[drop].rev
+		drop++
+	}
+	if drop > 0 {
 		// Copy so the dropped events can be collected.
-		b.events = append([]*event(nil), b.events[extra:]...)
+		b.events = append([]*event(nil), b.events[drop:]...)
 	}
 	b.watermark = w
 	close(b.changed)
@@ -237,6 +270,9 @@ func (b *backend) followFeed(ctx context.Context) error {
 	}
 	return cur.Err()
 }
+
+// size is the memory an event holds, for the window's byte bound.
+func (e *event) size() int { return len(e.value) + len(e.prev) + len(e.key) }
 
 func eventFromLog(row *logRow) (*event, error) {
 	ev := &event{rev: row.Rev, key: row.Key, deleted: row.Deleted, created: row.PrevRev == 0 && !row.Deleted, at: time.Now()}
