@@ -8,7 +8,7 @@ BIN   := _output/bin
 # Integration tests start real control planes; give them time on 2 cores.
 INTEGRATION_TIMEOUT ?= 40m
 
-.PHONY: all build tools deps dev test test-unit test-integration verify verify-codegen \
+.PHONY: all build tools deps dev test test-unit test-integration verify verify-codegen bench \
         verify-gofmt vet codegen bench clean help
 
 all: build
@@ -55,3 +55,6 @@ codegen: ## Regenerate code from the API types.
 
 clean: ## Remove build output (not the cached tools).
 	rm -rf _output
+
+bench: deps tools build ## Benchmarks: storage through aggregation vs a CRD (prints p50/p99, ratios, memory).
+	$(GO) run ./test/bench/storage

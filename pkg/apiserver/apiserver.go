@@ -141,6 +141,8 @@ func (g *restOptionsGetter) GetRESTOptions(resource schema.GroupResource, _ runt
 				EncodeVersioner:    v1alpha1.SchemeGroupVersion,
 				HealthcheckTimeout: 2 * time.Second,
 				ReadycheckTimeout:  2 * time.Second,
+				// How far back the watch cache keeps events for watches that resume.
+				EventsHistoryWindow: storagebackend.DefaultEventsHistoryWindow,
 			},
 			GroupResource: resource,
 		},

@@ -39,6 +39,8 @@ type Options struct {
 	Recommended *genericoptions.RecommendedOptions
 	RethinkDB   *rethinkdb.Options
 	Logging     *logging.Options
+	// WatchCache serves lists and watches from memory (k8s.io/apiserver's Cacher).
+	WatchCache bool
 
 	ComponentGlobals basecompatibility.ComponentGlobalsRegistry
 }
@@ -54,6 +56,7 @@ func NewOptions() *Options {
 		Recommended:      rec,
 		RethinkDB:        rethinkdb.NewOptions(),
 		Logging:          logging.NewOptions(),
+		WatchCache:       true,
 		ComponentGlobals: compatibility.DefaultComponentGlobalsRegistry,
 	}
 }
@@ -63,6 +66,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	o.Recommended.AddFlags(fs)
 	o.RethinkDB.AddFlags(fs)
 	o.Logging.AddFlags(fs)
+	fs.BoolVar(&o.WatchCache, "watch-cache", o.WatchCache, "Serve LIST, GET with a resourceVersion and WATCH from an in-memory cache fed by one RethinkDB watch per resource (as kube-apiserver does for etcd). Turn off only to debug storage.")
 	_, _ = o.ComponentGlobals.ComponentGlobalsOrRegister(basecompatibility.DefaultKubeComponent,
 		basecompatibility.NewEffectiveVersionFromString(baseversion.DefaultKubeBinaryVersion, "", ""), utilfeature.DefaultMutableFeatureGate)
 	o.ComponentGlobals.AddFlags(fs)
@@ -111,10 +115,15 @@ func (o *Options) Config(ctx context.Context) (*apiserver.Config, func() error, 
 	if err != nil {
 		return nil, nil, err
 	}
+	decorator := rethinkstore.NewStorageDecorator(rdb)
+	if o.WatchCache {
+		decorator = apiserver.WithWatchCache(decorator)
+		apiserver.EnableConsistentReadsFromCache(ctx)
+	}
 	return &apiserver.Config{
 		GenericConfig: cfg,
 		ExtraConfig: apiserver.ExtraConfig{
-			StorageDecorator: rethinkstore.NewStorageDecorator(rdb),
+			StorageDecorator: decorator,
 			StorageReady:     rdb.Ping,
 		},
 	}, rdb.Close, nil

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -109,6 +110,7 @@ type backend struct {
 	eventBytes int           // sum of the value and prev sizes of events
 	changed    chan struct{} // closed and replaced when watermark advances
 	compactRev int64
+	highest    int64     // highest revision this process allocated or read from the counter
 	tailErr    error     // last tailer failure; nil while healthy
 	gapRev     int64     // first missing revision the tailer waits for
 	gapSince   time.Time // when gapRev was first seen missing
@@ -227,13 +229,22 @@ func (b *backend) allocate(ctx context.Context) (int64, error) {
 			if !ok {
 				return 0, fmt.Errorf("allocate a revision in %s.%s: unexpected counter document %v", b.db, metaTable, resp.Changes[0].NewValue)
 			}
+			b.sawRevision(n)
 			return n, nil
 		}
 		// An increment that changed nothing cannot happen on RethinkDB,
 		// whose single-document updates are atomic; a server that
-		// interleaves concurrent updates reports it, and a retry is right.
-		if resp.Errors > 0 || resp.Skipped > 0 || attempt >= 10 {
-			return 0, fmt.Errorf("allocate a revision in %s.%s: %s (replaced %d, skipped %d)", b.db, metaTable, resp.FirstError, resp.Replaced, resp.Skipped)
+		// interleaves concurrent updates (reqlite) reports it under
+		// contention, and a retry after a short random pause is right.
+		if resp.Errors > 0 || resp.Skipped > 0 || attempt >= 100 {
+			return 0, fmt.Errorf("allocate a revision in %s.%s: %s (replaced %d, skipped %d, attempts %d)", b.db, metaTable, resp.FirstError, resp.Replaced, resp.Skipped, attempt+1)
+		}
+		pause := time.NewTimer(time.Duration(rand.Int64N(int64(time.Millisecond) * int64(min(attempt+1, 20)))))
+		select {
+		case <-ctx.Done():
+			pause.Stop()
+			return 0, ctx.Err()
+		case <-pause.C:
 		}
 	}
 }
@@ -486,7 +497,18 @@ func (b *backend) counter(ctx context.Context) (int64, error) {
 	if err := b.runOne(ctx, b.meta.Get(revisionDoc).Field("value"), &n); err != nil {
 		return 0, err
 	}
+	b.sawRevision(n)
 	return n, nil
+}
+
+// sawRevision records a revision known to exist, so a recreated system
+// database never hands out revisions this process has seen (recreateSchema).
+func (b *backend) sawRevision(n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if n > b.highest {
+		b.highest = n
+	}
 }
 
 // consistentRev returns a revision that includes every write completed before

@@ -102,7 +102,7 @@ func (b *backend) initialize(ctx context.Context) error {
 // here, so clients relist instead of seeing resourceVersions go backwards.
 func (b *backend) recreateSchema(ctx context.Context) error {
 	b.mu.Lock()
-	w := b.watermark
+	w := max(b.watermark, b.highest)
 	b.mu.Unlock()
 	b.logger.Error(nil, "RethinkDB system database is missing; creating it again. Objects stored in it are lost", "address", b.client.Address(), "revision", w)
 	qctx, cancel := b.queryContext(ctx)
@@ -110,11 +110,12 @@ func (b *backend) recreateSchema(ctx context.Context) error {
 	if err := ensureSchema(qctx, b.client.Session(), b.db, w); err != nil {
 		return b.queryError(qctx, err)
 	}
+	// Revisions up to w are gone with the database: consider them settled
+	// (the tailer continues after w) and compacted (reads from before get 410).
 	b.mu.Lock()
-	if w > b.compactRev {
-		b.compactRev = w
-	}
+	b.compactRev = max(b.compactRev, w)
 	b.mu.Unlock()
+	b.publish(w, nil, w)
 	return nil
 }
 
@@ -156,6 +157,7 @@ func (b *backend) advance(ctx context.Context) (time.Duration, error) {
 				fresh = append(fresh, ev)
 			}
 		}
+		b.sawRevision(res.Counter)
 		b.publish(w, fresh, res.Compact.Rev)
 		if w > startW && len(res.Rows) == tailBatch {
 			continue // more rows to read right away

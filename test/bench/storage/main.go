@@ -1,0 +1,295 @@
+// Command storage measures guildnet-apiserver's storage through
+// kube-apiserver's aggregation layer against an equivalent CustomResource
+// served by kube-apiserver itself: LIST of 500 objects and GET by name,
+// p50/p99 and their ratios, then guildnet-apiserver's resident memory with
+// 1,000 objects of each kind stored.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextensions "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/guildnet/guildnet/apis/guildnet/v1alpha1"
+	guildnetclient "github.com/guildnet/guildnet/generated/clientset/versioned"
+	"github.com/guildnet/guildnet/pkg/devenv"
+)
+
+var (
+	objects   = flag.Int("objects", 500, "objects to list")
+	lists     = flag.Int("lists", 60, "LIST requests per resource")
+	gets      = flag.Int("gets", 300, "GET requests per resource")
+	memObjs   = flag.Int("memory-objects", 1000, "objects of each kind stored before reading guildnet-apiserver's memory")
+	namespace = "bench"
+)
+
+func main() {
+	flag.Parse()
+	if err := run(); err != nil {
+		fmt.Fprintf(os.Stderr, "bench/storage: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+var widgets = schema.GroupVersionResource{Group: "bench.guildnet.io", Version: "v1", Resource: "widgets"}
+
+func run() error {
+	ctx := context.Background()
+	fmt.Println("starting a local control plane ...")
+	env, err := devenv.Start(ctx, devenv.Options{})
+	if err != nil {
+		return err
+	}
+	defer env.Stop()
+	cfg := env.AdminConfig()
+	kube := kubernetes.NewForConfigOrDie(cfg)
+	gn := guildnetclient.NewForConfigOrDie(cfg)
+	dyn := dynamic.NewForConfigOrDie(cfg)
+	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	if err := createCRD(ctx, apiextensions.NewForConfigOrDie(cfg)); err != nil {
+		return err
+	}
+
+	fmt.Printf("creating %d workspaces and %d widgets ...\n", *objects, *objects)
+	for i := range *objects {
+		if _, err := gn.GuildnetV1alpha1().Workspaces(namespace).Create(ctx, workspace(i), metav1.CreateOptions{}); err != nil {
+			return err
+		}
+		if _, err := dyn.Resource(widgets).Namespace(namespace).Create(ctx, widget(i), metav1.CreateOptions{}); err != nil {
+			return err
+		}
+	}
+
+	listGN := func() error {
+		l, err := gn.GuildnetV1alpha1().Workspaces(namespace).List(ctx, metav1.ListOptions{})
+		if err == nil && len(l.Items) != *objects {
+			err = fmt.Errorf("listed %d workspaces, want %d", len(l.Items), *objects)
+		}
+		return err
+	}
+	listCRD := func() error {
+		l, err := dyn.Resource(widgets).Namespace(namespace).List(ctx, metav1.ListOptions{})
+		if err == nil && len(l.Items) != *objects {
+			err = fmt.Errorf("listed %d widgets, want %d", len(l.Items), *objects)
+		}
+		return err
+	}
+	n := 0
+	getGN := func() error {
+		n++
+		_, err := gn.GuildnetV1alpha1().Workspaces(namespace).Get(ctx, fmt.Sprintf("ws-%d", n%*objects), metav1.GetOptions{})
+		return err
+	}
+	m := 0
+	getCRD := func() error {
+		m++
+		_, err := dyn.Resource(widgets).Namespace(namespace).Get(ctx, fmt.Sprintf("w-%d", m%*objects), metav1.GetOptions{})
+		return err
+	}
+
+	fmt.Println("measuring (sequential, one client, admin certificate, gzip on) ...")
+	lGN, lCRD, err := interleave(*lists, listGN, listCRD)
+	if err != nil {
+		return err
+	}
+	gGN, gCRD, err := interleave(*gets, getGN, getCRD)
+	if err != nil {
+		return err
+	}
+
+	fmt.Printf("storing %d workspaces, databases and tables ...\n", *memObjs)
+	for i := range *memObjs {
+		if i >= *objects {
+			if _, err := gn.GuildnetV1alpha1().Workspaces(namespace).Create(ctx, workspace(i), metav1.CreateOptions{}); err != nil {
+				return err
+			}
+		}
+		if _, err := gn.GuildnetV1alpha1().Databases(namespace).Create(ctx, &v1alpha1.Database{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("db-%d", i)}}, metav1.CreateOptions{}); err != nil {
+			return err
+		}
+		if _, err := gn.GuildnetV1alpha1().Tables(namespace).Create(ctx, &v1alpha1.Table{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("db-%d.items", i)}}, metav1.CreateOptions{}); err != nil {
+			return err
+		}
+	}
+	// One list of each so the server has served them all at least once.
+	for _, list := range []func() error{
+		func() error {
+			_, err := gn.GuildnetV1alpha1().Workspaces(namespace).List(ctx, metav1.ListOptions{})
+			return err
+		},
+		func() error {
+			_, err := gn.GuildnetV1alpha1().Databases(namespace).List(ctx, metav1.ListOptions{})
+			return err
+		},
+		func() error {
+			_, err := gn.GuildnetV1alpha1().Tables(namespace).List(ctx, metav1.ListOptions{})
+			return err
+		},
+	} {
+		if err := list(); err != nil {
+			return err
+		}
+	}
+	rss, err := residentMB(env.GuildNetAPIServerPID())
+	if err != nil {
+		return err
+	}
+
+	fmt.Println()
+	fmt.Printf("%-28s %12s %12s %12s %12s\n", "request", "guildnet p50", "CRD p50", "ratio p50", "goal")
+	printRow("LIST "+fmt.Sprint(*objects), lGN, lCRD, 0.5, 50)
+	printRow("GET by name", gGN, gCRD, 1.7, 50)
+	fmt.Printf("%-28s %12s %12s %12s\n", "", "guildnet p99", "CRD p99", "ratio p99")
+	printRow("LIST "+fmt.Sprint(*objects), lGN, lCRD, 0, 99)
+	printRow("GET by name", gGN, gCRD, 0, 99)
+	fmt.Printf("\nguildnet-apiserver resident memory with %d workspaces, databases and tables: %.0f MB (goal <= 150 MB)\n", *memObjs, rss)
+	return nil
+}
+
+// interleave runs a and b alternately n times each (after a short warm-up),
+// so drift in the machine's load affects both alike.
+func interleave(n int, a, b func() error) (da, db []time.Duration, err error) {
+	for range 5 {
+		if err := a(); err != nil {
+			return nil, nil, err
+		}
+		if err := b(); err != nil {
+			return nil, nil, err
+		}
+	}
+	for range n {
+		start := time.Now()
+		if err := a(); err != nil {
+			return nil, nil, err
+		}
+		da = append(da, time.Since(start))
+		start = time.Now()
+		if err := b(); err != nil {
+			return nil, nil, err
+		}
+		db = append(db, time.Since(start))
+	}
+	return da, db, nil
+}
+
+func percentile(d []time.Duration, p int) time.Duration {
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	idx := (len(s)*p + 99) / 100
+	if idx > 0 {
+		idx--
+	}
+	return s[idx]
+}
+
+func printRow(name string, gn, crd []time.Duration, goal float64, p int) {
+	a, b := percentile(gn, p), percentile(crd, p)
+	ratio := float64(a) / float64(b)
+	g := ""
+	if goal > 0 {
+		verdict := "met"
+		if ratio > goal {
+			verdict = "missed"
+		}
+		g = fmt.Sprintf("<= %.2fx %s", goal, verdict)
+	}
+	fmt.Printf("%-28s %12s %12s %11.2fx %12s\n", name, ms(a), ms(b), ratio, g)
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
+
+func workspace(i int) *v1alpha1.Workspace {
+	return &v1alpha1.Workspace{
+		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("ws-%d", i), Labels: map[string]string{"team": "bench"}},
+		Spec: v1alpha1.WorkspaceSpec{
+			Image: "codercom/code-server:4.99.0",
+			Env:   []v1alpha1.EnvVar{{Name: "EDITOR", Value: "vim"}},
+		},
+	}
+}
+
+// widget is the CRD twin of workspace(i): the same fields and sizes.
+func widget(i int) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "bench.guildnet.io/v1",
+		"kind":       "Widget",
+		"metadata":   map[string]any{"name": fmt.Sprintf("w-%d", i), "labels": map[string]any{"team": "bench"}},
+		"spec": map[string]any{
+			"image":    "codercom/code-server:4.99.0",
+			"env":      []any{map[string]any{"name": "EDITOR", "value": "vim"}},
+			"ports":    []any{map[string]any{"name": "http", "port": int64(8080)}},
+			"exposure": "ClusterIP",
+		},
+	}}
+}
+
+func createCRD(ctx context.Context, client apiextensions.Interface) error {
+	preserve := true
+	crd := &apiextensionsv1.CustomResourceDefinition{
+		ObjectMeta: metav1.ObjectMeta{Name: "widgets.bench.guildnet.io"},
+		Spec: apiextensionsv1.CustomResourceDefinitionSpec{
+			Group: "bench.guildnet.io",
+			Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: "widgets", Singular: "widget", Kind: "Widget", ListKind: "WidgetList"},
+			Scope: apiextensionsv1.NamespaceScoped,
+			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{
+				Name: "v1", Served: true, Storage: true,
+				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{
+					Type: "object",
+					Properties: map[string]apiextensionsv1.JSONSchemaProps{
+						"spec":   {Type: "object", XPreserveUnknownFields: &preserve},
+						"status": {Type: "object", XPreserveUnknownFields: &preserve},
+					},
+				}},
+				Subresources: &apiextensionsv1.CustomResourceSubresources{Status: &apiextensionsv1.CustomResourceSubresourceStatus{}},
+			}},
+		},
+	}
+	if _, err := client.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, crd, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		got, err := client.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, c := range got.Status.Conditions {
+			if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+}
+
+func residentMB(pid int) (float64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("reading guildnet-apiserver's memory: %w", err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			var kb float64
+			if _, err := fmt.Sscanf(strings.TrimPrefix(line, "VmRSS:"), "%f", &kb); err != nil {
+				return 0, err
+			}
+			return kb / 1024, nil
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+}
