@@ -200,18 +200,51 @@ func (e *Env) startControllerManager() error {
 }
 
 func (e *Env) startReqlite(ctx context.Context) error {
+	return e.runReqlite(ctx, 0)
+}
+
+// runReqlite starts reqlite on port (0: a free one).
+func (e *Env) runReqlite(ctx context.Context, port int) error {
 	logFile, err := os.OpenFile(e.path("logs", "reqlite.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
 	e.progress("starting reqlite (RethinkDB protocol)")
-	srv, err := reqlite.Start(ctx, reqlite.Options{Dir: filepath.Join(e.opts.RepoRoot, "hack", "reqlite"), Log: logFile})
+	srv, err := reqlite.Start(ctx, reqlite.Options{Dir: filepath.Join(e.opts.RepoRoot, "hack", "reqlite"), Port: port, Log: logFile})
 	if err != nil {
 		logFile.Close()
 		return err
 	}
+	e.mu.Lock()
 	e.reqlite, e.RethinkDBAddr = srv, srv.Addr
+	e.mu.Unlock()
 	return nil
+}
+
+// StopRethinkDB stops the RethinkDB-protocol server, as an outage would.
+// reqlite keeps data in memory only, so StartRethinkDB brings back an empty
+// server on the same address: what it tests is reconnecting, not durability.
+func (e *Env) StopRethinkDB() error {
+	e.mu.Lock()
+	srv := e.reqlite
+	e.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	return srv.Stop()
+}
+
+// StartRethinkDB starts the RethinkDB-protocol server again on its old address.
+func (e *Env) StartRethinkDB(ctx context.Context) error {
+	_, portStr, err := net.SplitHostPort(e.RethinkDBAddr)
+	if err != nil {
+		return err
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return err
+	}
+	return e.runReqlite(ctx, port)
 }
 
 func (e *Env) startGuildNet(ctx context.Context) error {

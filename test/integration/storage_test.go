@@ -50,18 +50,25 @@ func TestKubectlLifecycle(t *testing.T) {
 		return framework.MustKubectl(t, kc, append([]string{"-n", ns}, args...)...)
 	}
 
-	// A watch started before the changes sees them all.
+	// A watch per kind, started before the changes, sees them all.
 	watchCtx, stopWatch := context.WithCancel(context.Background())
-	defer stopWatch()
-	watchCmd := exec.CommandContext(watchCtx, framework.Kubectl(t), "--kubeconfig", kc, "-n", ns, "get", "databases", "-w", "--output-watch-events")
-	var watchOut lockedBuffer
-	watchCmd.Stdout = &watchOut
-	if err := watchCmd.Start(); err != nil {
-		t.Fatal(err)
+	kinds := map[string]string{"databases": "orders", "tables": "orders.items", "workspaces": "dev"}
+	watchOut := map[string]*lockedBuffer{}
+	var watchers []*exec.Cmd
+	for resource := range kinds {
+		cmd := exec.CommandContext(watchCtx, framework.Kubectl(t), "--kubeconfig", kc, "-n", ns, "get", resource, "-w", "--output-watch-events")
+		watchOut[resource] = &lockedBuffer{}
+		cmd.Stdout = watchOut[resource]
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		watchers = append(watchers, cmd)
 	}
 	defer func() {
 		stopWatch()
-		_ = watchCmd.Wait()
+		for _, cmd := range watchers {
+			_ = cmd.Wait()
+		}
 	}()
 
 	// The database is created by server-side apply, so alice owns its fields.
@@ -131,23 +138,30 @@ spec: {image: codercom/code-server:4.99.0}
 		t.Errorf("409 message: %v", err)
 	}
 
-	k("delete", "database", "orders")
-	r = framework.RunKubectl(t, kc, "-n", ns, "get", "database", "orders")
-	if r.Err == nil || !strings.Contains(r.Stderr, `databases.guildnet.io "orders" not found`) {
-		t.Errorf("get after delete: want NotFound, got %v: %s", r.Err, r.Stderr)
-	}
-	k("delete", "table", "orders.items")
-	k("delete", "workspace", "dev")
-
-	framework.Eventually(t, 30*time.Second, "kubectl get -w shows the create, updates and delete", func(context.Context) error {
-		out := watchOut.String()
-		for _, want := range []string{"ADDED", "MODIFIED", "DELETED"} {
-			if !regexp.MustCompile(`(?m)^` + want + `\s+orders\s`).MatchString(out) {
-				return fmt.Errorf("watch output lacks %q:\n%s", want, out)
-			}
+	// Every kind: list, label (an update), delete, NotFound after.
+	for resource, name := range kinds {
+		if out := k("get", resource, "-o", "name"); !strings.Contains(out, "/"+name) {
+			t.Errorf("kubectl get %s does not list %s:\n%s", resource, name, out)
 		}
-		return nil
-	})
+		k("label", resource, name, "checked=yes")
+		k("delete", resource, name)
+		r = framework.RunKubectl(t, kc, "-n", ns, "get", resource, name)
+		if r.Err == nil || !strings.Contains(r.Stderr, resource+`.guildnet.io "`+name+`" not found`) {
+			t.Errorf("get %s after delete: want NotFound, got %v: %s", resource, r.Err, r.Stderr)
+		}
+	}
+
+	for resource, name := range kinds {
+		framework.Eventually(t, 30*time.Second, "kubectl get "+resource+" -w shows the create, update and delete", func(context.Context) error {
+			out := watchOut[resource].String()
+			for _, event := range []string{"ADDED", "MODIFIED", "DELETED"} {
+				if !regexp.MustCompile(`(?m)^` + event + `\s+` + regexp.QuoteMeta(name) + `\s`).MatchString(out) {
+					return fmt.Errorf("watch output lacks %s %s:\n%s", event, name, out)
+				}
+			}
+			return nil
+		})
+	}
 }
 
 type lockedBuffer struct {
