@@ -34,7 +34,9 @@ func TestRethinkDBOutageIs503AndRecovers(t *testing.T) {
 	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "outage"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	db := func(name string) *v1alpha1.Database { return &v1alpha1.Database{ObjectMeta: metav1.ObjectMeta{Name: name}} }
+	db := func(name string) *v1alpha1.Database {
+		return &v1alpha1.Database{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	}
 	if _, err := gn.GuildnetV1alpha1().Databases("outage").Create(ctx, db("before"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
