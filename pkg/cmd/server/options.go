@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"k8s.io/klog/v2"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/apiserver/pkg/endpoints/openapi"
 	genericapiserver "k8s.io/apiserver/pkg/server"
@@ -26,6 +27,9 @@ import (
 	"github.com/guildnet/guildnet/apis/guildnet/v1alpha1"
 	generatedopenapi "github.com/guildnet/guildnet/generated/openapi"
 	"github.com/guildnet/guildnet/pkg/apiserver"
+	"github.com/guildnet/guildnet/pkg/controller"
+	"github.com/guildnet/guildnet/pkg/controller/database"
+	"github.com/guildnet/guildnet/pkg/controller/table"
 	"github.com/guildnet/guildnet/pkg/logging"
 	"github.com/guildnet/guildnet/pkg/rethinkdb"
 	"github.com/guildnet/guildnet/pkg/storage/rethinkstore"
@@ -41,6 +45,7 @@ type Options struct {
 	Logging     *logging.Options
 	// WatchCache serves lists and watches from memory (k8s.io/apiserver's Cacher).
 	WatchCache bool
+	Controller *controller.Options
 
 	ComponentGlobals basecompatibility.ComponentGlobalsRegistry
 }
@@ -57,6 +62,7 @@ func NewOptions() *Options {
 		RethinkDB:        rethinkdb.NewOptions(),
 		Logging:          logging.NewOptions(),
 		WatchCache:       true,
+		Controller:       controller.NewOptions(),
 		ComponentGlobals: compatibility.DefaultComponentGlobalsRegistry,
 	}
 }
@@ -66,6 +72,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	o.Recommended.AddFlags(fs)
 	o.RethinkDB.AddFlags(fs)
 	o.Logging.AddFlags(fs)
+	o.Controller.AddFlags(fs)
 	fs.BoolVar(&o.WatchCache, "watch-cache", o.WatchCache, "Serve LIST, GET with a resourceVersion and WATCH from an in-memory cache fed by one RethinkDB watch per resource (as kube-apiserver does for etcd). Turn off only to debug storage.")
 	_, _ = o.ComponentGlobals.ComponentGlobalsOrRegister(basecompatibility.DefaultKubeComponent,
 		basecompatibility.NewEffectiveVersionFromString(baseversion.DefaultKubeBinaryVersion, "", ""), utilfeature.DefaultMutableFeatureGate)
@@ -78,6 +85,7 @@ func (o *Options) Validate() error {
 	errs = append(errs, o.Recommended.Validate()...)
 	errs = append(errs, o.RethinkDB.Validate()...)
 	errs = append(errs, o.Logging.Validate()...)
+	errs = append(errs, o.Controller.Validate()...)
 	errs = append(errs, o.ComponentGlobals.Validate()...)
 	return utilerrors.NewAggregate(errs)
 }
@@ -85,7 +93,7 @@ func (o *Options) Validate() error {
 // Config builds the server configuration and connects to RethinkDB. A
 // RethinkDB that cannot be reached is an error here, so a misconfigured
 // server says so at once instead of serving 503s.
-func (o *Options) Config(ctx context.Context) (*apiserver.Config, func() error, error) {
+func (o *Options) Config(ctx context.Context) (*apiserver.Config, *rethinkdb.Client, error) {
 	if err := o.Recommended.SecureServing.MaybeDefaultWithSelfSignedCerts("localhost", nil, []net.IP{netutils.ParseIPSloppy("127.0.0.1")}); err != nil {
 		return nil, nil, fmt.Errorf("cannot create a self-signed serving certificate: %w", err)
 	}
@@ -126,7 +134,7 @@ func (o *Options) Config(ctx context.Context) (*apiserver.Config, func() error, 
 			StorageDecorator: decorator,
 			StorageReady:     rdb.Ping,
 		},
-	}, rdb.Close, nil
+	}, rdb, nil
 }
 
 // Run serves until ctx ends.
@@ -135,11 +143,11 @@ func (o *Options) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg, closeDB, err := o.Config(ctx)
+	cfg, rdb, err := o.Config(ctx)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = closeDB() }()
+	defer func() { _ = rdb.Close() }()
 	server, err := cfg.Complete().New()
 	if err != nil {
 		return err
@@ -148,6 +156,11 @@ func (o *Options) Run(ctx context.Context) error {
 		cfg.GenericConfig.SharedInformerFactory.Start(hc.Done())
 		return nil
 	})
+	if o.Controller.Enabled {
+		if err := o.startReconcilers(server, cfg, rdb); err != nil {
+			return err
+		}
+	}
 	log.Info("Starting guildnet-apiserver", "rethinkdb", o.RethinkDB.Address, "version", baseversion.Get().GitVersion)
 	return server.GenericAPIServer.PrepareRun().RunWithContext(ctx)
 }
@@ -194,4 +207,31 @@ func (e *FlagError) Unwrap() error { return e.Err }
 func IsFlagError(err error) bool {
 	var fe *FlagError
 	return errors.As(err, &fe)
+}
+
+// startReconcilers runs the reconcilers once the server serves: they reach
+// guildnet.io objects through kube-apiserver, which needs this server up.
+func (o *Options) startReconcilers(server *apiserver.GuildNetServer, cfg *apiserver.Config, rdb *rethinkdb.Client) error {
+	if cfg.GenericConfig.ClientConfig == nil {
+		return fmt.Errorf("the reconcilers need a kube-apiserver: set --kubeconfig, run in a cluster, or pass --reconcile=false")
+	}
+	mgr, err := o.Controller.NewManager(cfg.GenericConfig.ClientConfig)
+	if err != nil {
+		return fmt.Errorf("setting up the reconcilers: %w", err)
+	}
+	if err := (&database.Reconciler{Client: mgr.GetClient(), RethinkDB: rdb, Resync: o.Controller.Resync}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&table.Reconciler{Client: mgr.GetClient(), RethinkDB: rdb, Resync: o.Controller.Resync}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	server.GenericAPIServer.AddPostStartHookOrDie("start-reconcilers", func(hc genericapiserver.PostStartHookContext) error {
+		go func() {
+			if err := controller.Run(hc.Context, mgr); err != nil {
+				klog.ErrorS(err, "Reconcilers stopped")
+			}
+		}()
+		return nil
+	})
+	return nil
 }
