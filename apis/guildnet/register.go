@@ -33,6 +33,7 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&Workspace{}, &WorkspaceList{},
 		&Database{}, &DatabaseList{},
 		&Table{}, &TableList{},
+		&TableRowsOptions{}, &TableWatchOptions{},
 	)
 	return nil
 }

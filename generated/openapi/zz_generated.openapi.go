@@ -43,8 +43,10 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		v1alpha1.Table{}.OpenAPIModelName():                schema_guildnet_apis_guildnet_v1alpha1_Table(ref),
 		v1alpha1.TableIndex{}.OpenAPIModelName():           schema_guildnet_apis_guildnet_v1alpha1_TableIndex(ref),
 		v1alpha1.TableList{}.OpenAPIModelName():            schema_guildnet_apis_guildnet_v1alpha1_TableList(ref),
+		v1alpha1.TableRowsOptions{}.OpenAPIModelName():     schema_guildnet_apis_guildnet_v1alpha1_TableRowsOptions(ref),
 		v1alpha1.TableSpec{}.OpenAPIModelName():            schema_guildnet_apis_guildnet_v1alpha1_TableSpec(ref),
 		v1alpha1.TableStatus{}.OpenAPIModelName():          schema_guildnet_apis_guildnet_v1alpha1_TableStatus(ref),
+		v1alpha1.TableWatchOptions{}.OpenAPIModelName():    schema_guildnet_apis_guildnet_v1alpha1_TableWatchOptions(ref),
 		v1alpha1.Workspace{}.OpenAPIModelName():            schema_guildnet_apis_guildnet_v1alpha1_Workspace(ref),
 		v1alpha1.WorkspaceList{}.OpenAPIModelName():        schema_guildnet_apis_guildnet_v1alpha1_WorkspaceList(ref),
 		v1alpha1.WorkspacePort{}.OpenAPIModelName():        schema_guildnet_apis_guildnet_v1alpha1_WorkspacePort(ref),
@@ -541,6 +543,82 @@ func schema_guildnet_apis_guildnet_v1alpha1_TableList(ref common.ReferenceCallba
 	}
 }
 
+func schema_guildnet_apis_guildnet_v1alpha1_TableRowsOptions(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "TableRowsOptions are the query parameters of the tables/rows subresource.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"path": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Path is the part of the URL after rows/: a row's primary key, or empty for the whole table.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"limit": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Limit is the largest number of rows one GET returns (a page).",
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+					"continue": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Continue is the token from the previous page's metadata.continue.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"index": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Index orders the rows by a secondary index instead of the primary key.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"desc": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Desc orders the rows from the last to the first.",
+							Type:        []string{"boolean"},
+							Format:      "",
+						},
+					},
+					"conflict": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Conflict says what an insert does with a row whose key exists: \"error\" (default; nothing is written), \"replace\" or \"update\".",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"keyType": {
+						SchemaProps: spec.SchemaProps{
+							Description: "KeyType says how to read the key in the path: \"string\" (default) or \"number\", for tables whose primary keys are numbers.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+				},
+			},
+		},
+	}
+}
+
 func schema_guildnet_apis_guildnet_v1alpha1_TableSpec(ref common.ReferenceCallback) common.OpenAPIDefinition {
 	return common.OpenAPIDefinition{
 		Schema: spec.Schema{
@@ -668,6 +746,54 @@ func schema_guildnet_apis_guildnet_v1alpha1_TableStatus(ref common.ReferenceCall
 		},
 		Dependencies: []string{
 			v1.Condition{}.OpenAPIModelName()},
+	}
+}
+
+func schema_guildnet_apis_guildnet_v1alpha1_TableWatchOptions(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "TableWatchOptions are the query parameters of the tables/watch subresource.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"includeInitial": {
+						SchemaProps: spec.SchemaProps{
+							Description: "IncludeInitial sends every row as an ADDED event before the changes.",
+							Type:        []string{"boolean"},
+							Format:      "",
+						},
+					},
+					"resumeToken": {
+						SchemaProps: spec.SchemaProps{
+							Description: "ResumeToken continues a stream after the event that carried it.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"timeoutSeconds": {
+						SchemaProps: spec.SchemaProps{
+							Description: "TimeoutSeconds ends the stream gracefully (with a BOOKMARK) after this long; the server caps it below kube-apiserver's request timeout.",
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+				},
+			},
+		},
 	}
 }
 

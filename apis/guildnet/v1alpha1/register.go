@@ -31,6 +31,7 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&Workspace{}, &WorkspaceList{},
 		&Database{}, &DatabaseList{},
 		&Table{}, &TableList{},
+		&TableRowsOptions{}, &TableWatchOptions{},
 	)
 	metav1.AddToGroupVersion(scheme, SchemeGroupVersion)
 	return nil

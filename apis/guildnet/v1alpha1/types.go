@@ -378,3 +378,57 @@ type TableList struct {
 	// Items are the tables.
 	Items []Table `json:"items"`
 }
+
+// ---------------------------------------------------------------- Subresource options
+
+// +k8s:conversion-gen:explicit-from=net/url.Values
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// TableRowsOptions are the query parameters of the tables/rows subresource.
+type TableRowsOptions struct {
+	metav1.TypeMeta `json:",inline"`
+
+	// Path is the part of the URL after rows/: a row's primary key, or empty
+	// for the whole table.
+	// +optional
+	Path string `json:"path,omitempty"`
+	// Limit is the largest number of rows one GET returns (a page).
+	// +optional
+	Limit int64 `json:"limit,omitempty"`
+	// Continue is the token from the previous page's metadata.continue.
+	// +optional
+	Continue string `json:"continue,omitempty"`
+	// Index orders the rows by a secondary index instead of the primary key.
+	// +optional
+	Index string `json:"index,omitempty"`
+	// Desc orders the rows from the last to the first.
+	// +optional
+	Desc bool `json:"desc,omitempty"`
+	// Conflict says what an insert does with a row whose key exists:
+	// "error" (default; nothing is written), "replace" or "update".
+	// +optional
+	Conflict string `json:"conflict,omitempty"`
+	// KeyType says how to read the key in the path: "string" (default) or
+	// "number", for tables whose primary keys are numbers.
+	// +optional
+	KeyType string `json:"keyType,omitempty"`
+}
+
+// +k8s:conversion-gen:explicit-from=net/url.Values
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// TableWatchOptions are the query parameters of the tables/watch subresource.
+type TableWatchOptions struct {
+	metav1.TypeMeta `json:",inline"`
+
+	// IncludeInitial sends every row as an ADDED event before the changes.
+	// +optional
+	IncludeInitial bool `json:"includeInitial,omitempty"`
+	// ResumeToken continues a stream after the event that carried it.
+	// +optional
+	ResumeToken string `json:"resumeToken,omitempty"`
+	// TimeoutSeconds ends the stream gracefully (with a BOOKMARK) after this
+	// long; the server caps it below kube-apiserver's request timeout.
+	// +optional
+	TimeoutSeconds *int64 `json:"timeoutSeconds,omitempty"`
+}

@@ -72,6 +72,11 @@ func (in TableList) OpenAPIModelName() string {
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in TableRowsOptions) OpenAPIModelName() string {
+	return "io.guildnet.v1alpha1.TableRowsOptions"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in TableSpec) OpenAPIModelName() string {
 	return "io.guildnet.v1alpha1.TableSpec"
 }
@@ -79,6 +84,11 @@ func (in TableSpec) OpenAPIModelName() string {
 // OpenAPIModelName returns the OpenAPI model name for this type.
 func (in TableStatus) OpenAPIModelName() string {
 	return "io.guildnet.v1alpha1.TableStatus"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in TableWatchOptions) OpenAPIModelName() string {
+	return "io.guildnet.v1alpha1.TableWatchOptions"
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
