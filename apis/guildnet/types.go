@@ -408,6 +408,11 @@ type TableRowsOptions struct {
 	// "number", for tables whose primary keys are numbers.
 	// +optional
 	KeyType string `json:"keyType,omitempty"`
+	// CSVTypes says how CSV cells are read on import: "strings" (default:
+	// every cell stays text) or "infer" (JSON numbers, booleans, null,
+	// objects and arrays become those types).
+	// +optional
+	CSVTypes string `json:"csvTypes,omitempty"`
 }
 
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object

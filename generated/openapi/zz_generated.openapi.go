@@ -613,6 +613,13 @@ func schema_guildnet_apis_guildnet_v1alpha1_TableRowsOptions(ref common.Referenc
 							Format:      "",
 						},
 					},
+					"csvTypes": {
+						SchemaProps: spec.SchemaProps{
+							Description: "CSVTypes says how CSV cells are read on import: \"strings\" (default: every cell stays text) or \"infer\" (JSON numbers, booleans, null, objects and arrays become those types).",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
 				},
 			},
 		},

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apiserver/pkg/registry/generic"
@@ -21,6 +20,7 @@ import (
 	"github.com/guildnet/guildnet/pkg/registry/database"
 	"github.com/guildnet/guildnet/pkg/registry/table"
 	"github.com/guildnet/guildnet/pkg/registry/workspace"
+	"github.com/guildnet/guildnet/pkg/rethinkdb"
 )
 
 // ExtraConfig is what guildnet-apiserver adds to the generic server's config.
@@ -30,6 +30,10 @@ type ExtraConfig struct {
 	// StorageReady is checked by /readyz: the server reports not ready while
 	// its storage cannot serve.
 	StorageReady func(ctx context.Context) error
+	// RethinkDB serves the rows of tables (tables/rows).
+	RethinkDB *rethinkdb.Client
+	// RowsMaxBodyBytes bounds a tables/rows request body (0: the default).
+	RowsMaxBodyBytes int64
 }
 
 // Config is the whole configuration of guildnet-apiserver.
@@ -74,11 +78,13 @@ func (c CompletedConfig) New() (*GuildNetServer, error) {
 	}
 	s := &GuildNetServer{GenericAPIServer: genericServer}
 
-	storage, err := NewStorage(Scheme, &restOptionsGetter{decorator: c.ExtraConfig.StorageDecorator})
+	storage, err := NewStorage(Scheme, &restOptionsGetter{decorator: c.ExtraConfig.StorageDecorator}, c.ExtraConfig)
 	if err != nil {
 		return nil, err
 	}
-	apiGroupInfo := genericapiserver.NewDefaultAPIGroupInfo(guildnet.GroupName, Scheme, metav1.ParameterCodec, Codecs)
+	// Query parameters of subresources (tables/rows, tables/watch) are guildnet.io
+	// types, so the parameter codec must know this scheme.
+	apiGroupInfo := genericapiserver.NewDefaultAPIGroupInfo(guildnet.GroupName, Scheme, runtime.NewParameterCodec(Scheme), Codecs)
 	apiGroupInfo.VersionedResourcesStorageMap[v1alpha1.SchemeGroupVersion.Version] = storage
 	apiGroupInfo.NegotiatedSerializer = withoutProtobuf{apiGroupInfo.NegotiatedSerializer}
 	if err := s.GenericAPIServer.InstallAPIGroup(&apiGroupInfo); err != nil {
@@ -94,7 +100,7 @@ func (c CompletedConfig) New() (*GuildNetServer, error) {
 
 // NewStorage returns the REST storage of every v1alpha1 resource and
 // subresource, keyed by path ("workspaces", "workspaces/status", ...).
-func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter) (map[string]rest.Storage, error) {
+func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, extra *ExtraConfig) (map[string]rest.Storage, error) {
 	storage := map[string]rest.Storage{}
 	ws, wsStatus, err := workspace.NewREST(scheme, optsGetter)
 	if err != nil {
@@ -111,6 +117,9 @@ func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter) (m
 		return nil, err
 	}
 	storage["tables"], storage["tables/status"] = tbl, tblStatus
+	if extra.RethinkDB != nil {
+		storage["tables/rows"] = table.NewRowsREST(tbl, extra.RethinkDB, extra.RowsMaxBodyBytes)
+	}
 	return storage, nil
 }
 

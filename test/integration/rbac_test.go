@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
@@ -11,13 +12,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/guildnet/guildnet/apis/guildnet/v1alpha1"
 	guildnetclient "github.com/guildnet/guildnet/generated/clientset/versioned"
 	"github.com/guildnet/guildnet/test/framework"
 )
 
-// Every verb on databases and tables is allowed or denied exactly as the
+// Every verb on databases, tables and tables/rows is allowed or denied exactly as the
 // built-in roles (extended by artifacts/base/rbac-aggregated.yaml) say, for
 // a user with no role, with view and with edit in the namespace. A denial is
 // a 403 and carries no data.
@@ -124,12 +126,56 @@ func TestRBACMatrixForDatabasesAndTables(t *testing.T) {
 		}, map[string]bool{"edit": true}},
 	}
 
+	// tables/rows: RBAC checks the verb of the HTTP method.
+	rowsOp := func(method string, key string, body string) op {
+		return func(ctx context.Context, c guildnetclient.Interface, u string) error {
+			if method == http.MethodDelete || method == http.MethodPut {
+				// A row to replace or delete, written by the admin.
+				if err := rowsRequest(gnAdminClient(env), http.MethodPost, ns, "db-"+u+".t").Param("conflict", "replace").
+					Body([]byte(`{"id":"`+key+`"}`)).SetHeader("Content-Type", "application/json").Do(ctx).Error(); err != nil {
+					return err
+				}
+			}
+			req := rowsRequest(c.GuildnetV1alpha1().RESTClient(), method, ns, "db-"+u+".t")
+			if key != "" {
+				req = rowsRequest(c.GuildnetV1alpha1().RESTClient(), method, ns, "db-"+u+".t", key)
+			}
+			if body != "" {
+				req = req.Param("conflict", "replace").SetHeader("Content-Type", "application/json").Body([]byte(body))
+			}
+			return req.Do(ctx).Error()
+		}
+	}
+	rowVerbs := []struct {
+		name    string
+		do      op
+		allowed map[string]bool
+	}{
+		{"get rows", rowsOp(http.MethodGet, "", ""), map[string]bool{"view": true, "edit": true}},
+		{"create rows", rowsOp(http.MethodPost, "", `{"id":"k1"}`), map[string]bool{"edit": true}},
+		{"update a row", rowsOp(http.MethodPut, "k2", `{"id":"k2"}`), map[string]bool{"edit": true}},
+		{"delete a row", rowsOp(http.MethodDelete, "k3", ""), map[string]bool{"edit": true}},
+	}
+
 	for user, role := range users {
 		cfg, err := env.UserConfig(user)
 		if err != nil {
 			t.Fatal(err)
 		}
 		c := guildnetclient.NewForConfigOrDie(cfg)
+		for _, v := range rowVerbs {
+			want := v.allowed[role]
+			framework.Eventually(t, 30*time.Second, fmt.Sprintf("%s (role %q) %s", user, role, v.name), func(ctx context.Context) error {
+				err := v.do(ctx, c, user)
+				switch {
+				case want && err != nil:
+					return fmt.Errorf("want allowed, got %v", err)
+				case !want && !apierrors.IsForbidden(err):
+					return fmt.Errorf("want 403 Forbidden, got %v", err)
+				}
+				return nil
+			})
+		}
 		for _, v := range verbs {
 			for _, res := range []struct {
 				name string
@@ -152,4 +198,8 @@ func TestRBACMatrixForDatabasesAndTables(t *testing.T) {
 			}
 		}
 	}
+}
+
+func gnAdminClient(env interface{ AdminConfig() *rest.Config }) rest.Interface {
+	return guildnetclient.NewForConfigOrDie(env.AdminConfig()).GuildnetV1alpha1().RESTClient()
 }

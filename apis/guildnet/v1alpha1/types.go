@@ -412,6 +412,11 @@ type TableRowsOptions struct {
 	// "number", for tables whose primary keys are numbers.
 	// +optional
 	KeyType string `json:"keyType,omitempty"`
+	// CSVTypes says how CSV cells are read on import: "strings" (default:
+	// every cell stays text) or "infer" (JSON numbers, booleans, null,
+	// objects and arrays become those types).
+	// +optional
+	CSVTypes string `json:"csvTypes,omitempty"`
 }
 
 // +k8s:conversion-gen:explicit-from=net/url.Values

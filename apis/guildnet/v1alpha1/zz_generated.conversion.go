@@ -486,6 +486,7 @@ func autoConvert_v1alpha1_TableRowsOptions_To_guildnet_TableRowsOptions(in *Tabl
 	out.Desc = in.Desc
 	out.Conflict = in.Conflict
 	out.KeyType = in.KeyType
+	out.CSVTypes = in.CSVTypes
 	return nil
 }
 
@@ -502,6 +503,7 @@ func autoConvert_guildnet_TableRowsOptions_To_v1alpha1_TableRowsOptions(in *guil
 	out.Desc = in.Desc
 	out.Conflict = in.Conflict
 	out.KeyType = in.KeyType
+	out.CSVTypes = in.CSVTypes
 	return nil
 }
 
@@ -561,6 +563,13 @@ func autoConvert_url_Values_To_v1alpha1_TableRowsOptions(in *url.Values, out *Ta
 		}
 	} else {
 		out.KeyType = ""
+	}
+	if values, ok := map[string][]string(*in)["csvTypes"]; ok && len(values) > 0 {
+		if err := runtime.Convert_Slice_string_To_string(&values, &out.CSVTypes, s); err != nil {
+			return err
+		}
+	} else {
+		out.CSVTypes = ""
 	}
 	return nil
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/guildnet/guildnet/pkg/controller/database"
 	"github.com/guildnet/guildnet/pkg/controller/table"
 	"github.com/guildnet/guildnet/pkg/logging"
+	registrytable "github.com/guildnet/guildnet/pkg/registry/table"
 	"github.com/guildnet/guildnet/pkg/rethinkdb"
 	"github.com/guildnet/guildnet/pkg/storage/rethinkstore"
 )
@@ -46,6 +47,8 @@ type Options struct {
 	// WatchCache serves lists and watches from memory (k8s.io/apiserver's Cacher).
 	WatchCache bool
 	Controller *controller.Options
+	// RowsMaxBodyBytes bounds a tables/rows request body.
+	RowsMaxBodyBytes int64
 
 	ComponentGlobals basecompatibility.ComponentGlobalsRegistry
 }
@@ -63,6 +66,7 @@ func NewOptions() *Options {
 		Logging:          logging.NewOptions(),
 		WatchCache:       true,
 		Controller:       controller.NewOptions(),
+		RowsMaxBodyBytes: registrytable.DefaultRowsMaxBodyBytes,
 		ComponentGlobals: compatibility.DefaultComponentGlobalsRegistry,
 	}
 }
@@ -73,6 +77,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	o.RethinkDB.AddFlags(fs)
 	o.Logging.AddFlags(fs)
 	o.Controller.AddFlags(fs)
+	fs.Int64Var(&o.RowsMaxBodyBytes, "rows-max-body-bytes", o.RowsMaxBodyBytes, "Largest request body tables/rows accepts (an import or one row); larger bodies get 413.")
 	fs.BoolVar(&o.WatchCache, "watch-cache", o.WatchCache, "Serve LIST, GET with a resourceVersion and WATCH from an in-memory cache fed by one RethinkDB watch per resource (as kube-apiserver does for etcd). Turn off only to debug storage.")
 	_, _ = o.ComponentGlobals.ComponentGlobalsOrRegister(basecompatibility.DefaultKubeComponent,
 		basecompatibility.NewEffectiveVersionFromString(baseversion.DefaultKubeBinaryVersion, "", ""), utilfeature.DefaultMutableFeatureGate)
@@ -86,6 +91,9 @@ func (o *Options) Validate() error {
 	errs = append(errs, o.RethinkDB.Validate()...)
 	errs = append(errs, o.Logging.Validate()...)
 	errs = append(errs, o.Controller.Validate()...)
+	if o.RowsMaxBodyBytes <= 0 {
+		errs = append(errs, fmt.Errorf("--rows-max-body-bytes must be positive, got %d", o.RowsMaxBodyBytes))
+	}
 	errs = append(errs, o.ComponentGlobals.Validate()...)
 	return utilerrors.NewAggregate(errs)
 }
@@ -133,6 +141,8 @@ func (o *Options) Config(ctx context.Context) (*apiserver.Config, *rethinkdb.Cli
 		ExtraConfig: apiserver.ExtraConfig{
 			StorageDecorator: decorator,
 			StorageReady:     rdb.Ping,
+			RethinkDB:        rdb,
+			RowsMaxBodyBytes: o.RowsMaxBodyBytes,
 		},
 	}, rdb, nil
 }
