@@ -21,6 +21,7 @@ import (
 	"github.com/guildnet/guildnet/pkg/registry/table"
 	"github.com/guildnet/guildnet/pkg/registry/workspace"
 	"github.com/guildnet/guildnet/pkg/rethinkdb"
+	"github.com/guildnet/guildnet/pkg/tablewatch"
 )
 
 // ExtraConfig is what guildnet-apiserver adds to the generic server's config.
@@ -34,6 +35,11 @@ type ExtraConfig struct {
 	RethinkDB *rethinkdb.Client
 	// RowsMaxBodyBytes bounds a tables/rows request body (0: the default).
 	RowsMaxBodyBytes int64
+	// TableWatchHub fans each watched table's changefeed out to tables/watch.
+	TableWatchHub *tablewatch.Hub
+	// TableWatchMaxDuration ends a tables/watch stream (with a BOOKMARK)
+	// before kube-apiserver's request timeout would cut it.
+	TableWatchMaxDuration time.Duration
 }
 
 // Config is the whole configuration of guildnet-apiserver.
@@ -119,6 +125,9 @@ func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, ex
 	storage["tables"], storage["tables/status"] = tbl, tblStatus
 	if extra.RethinkDB != nil {
 		storage["tables/rows"] = table.NewRowsREST(tbl, extra.RethinkDB, extra.RowsMaxBodyBytes)
+	}
+	if extra.TableWatchHub != nil {
+		storage["tables/watch"] = table.NewWatchREST(tbl, extra.TableWatchHub, extra.TableWatchMaxDuration)
 	}
 	return storage, nil
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/guildnet/guildnet/test/framework"
 )
 
-// Every verb on databases, tables and tables/rows is allowed or denied exactly as the
+// Every verb on databases, tables, tables/rows and tables/watch is allowed or denied exactly as the
 // built-in roles (extended by artifacts/base/rbac-aggregated.yaml) say, for
 // a user with no role, with view and with edit in the namespace. A denial is
 // a 403 and carries no data.
@@ -155,6 +155,12 @@ func TestRBACMatrixForDatabasesAndTables(t *testing.T) {
 		{"create rows", rowsOp(http.MethodPost, "", `{"id":"k1"}`), map[string]bool{"edit": true}},
 		{"update a row", rowsOp(http.MethodPut, "k2", `{"id":"k2"}`), map[string]bool{"edit": true}},
 		{"delete a row", rowsOp(http.MethodDelete, "k3", ""), map[string]bool{"edit": true}},
+		{"watch the table", func(ctx context.Context, c guildnetclient.Interface, u string) error {
+			// A one-second stream that ends with a BOOKMARK.
+			return c.GuildnetV1alpha1().RESTClient().Get().
+				AbsPath("/apis/guildnet.io/v1alpha1/namespaces", ns, "tables", "db-"+u+".t", "watch").
+				Param("timeoutSeconds", "1").Do(ctx).Error()
+		}, map[string]bool{"view": true, "edit": true}},
 	}
 
 	for user, role := range users {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -34,6 +35,7 @@ import (
 	registrytable "github.com/guildnet/guildnet/pkg/registry/table"
 	"github.com/guildnet/guildnet/pkg/rethinkdb"
 	"github.com/guildnet/guildnet/pkg/storage/rethinkstore"
+	"github.com/guildnet/guildnet/pkg/tablewatch"
 )
 
 // Options are all of guildnet-apiserver's flags.
@@ -49,6 +51,8 @@ type Options struct {
 	Controller *controller.Options
 	// RowsMaxBodyBytes bounds a tables/rows request body.
 	RowsMaxBodyBytes int64
+	// TableWatchMaxDuration ends tables/watch streams before kube-apiserver's request timeout.
+	TableWatchMaxDuration time.Duration
 
 	ComponentGlobals basecompatibility.ComponentGlobalsRegistry
 }
@@ -61,13 +65,14 @@ func NewOptions() *Options {
 	// HTTP/2 connection; 100 streams would stall open watches.
 	rec.SecureServing.HTTP2MaxStreamsPerConnection = 1000
 	return &Options{
-		Recommended:      rec,
-		RethinkDB:        rethinkdb.NewOptions(),
-		Logging:          logging.NewOptions(),
-		WatchCache:       true,
-		Controller:       controller.NewOptions(),
-		RowsMaxBodyBytes: registrytable.DefaultRowsMaxBodyBytes,
-		ComponentGlobals: compatibility.DefaultComponentGlobalsRegistry,
+		Recommended:           rec,
+		RethinkDB:             rethinkdb.NewOptions(),
+		Logging:               logging.NewOptions(),
+		WatchCache:            true,
+		Controller:            controller.NewOptions(),
+		RowsMaxBodyBytes:      registrytable.DefaultRowsMaxBodyBytes,
+		TableWatchMaxDuration: registrytable.DefaultWatchMaxDuration,
+		ComponentGlobals:      compatibility.DefaultComponentGlobalsRegistry,
 	}
 }
 
@@ -77,6 +82,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	o.RethinkDB.AddFlags(fs)
 	o.Logging.AddFlags(fs)
 	o.Controller.AddFlags(fs)
+	fs.DurationVar(&o.TableWatchMaxDuration, "table-watch-max-duration", o.TableWatchMaxDuration, "How long one tables/watch stream lasts before it ends with a BOOKMARK to resume from. Keep it below kube-apiserver's --request-timeout (60s by default), which cuts streams on this subresource.")
 	fs.Int64Var(&o.RowsMaxBodyBytes, "rows-max-body-bytes", o.RowsMaxBodyBytes, "Largest request body tables/rows accepts (an import or one row); larger bodies get 413.")
 	fs.BoolVar(&o.WatchCache, "watch-cache", o.WatchCache, "Serve LIST, GET with a resourceVersion and WATCH from an in-memory cache fed by one RethinkDB watch per resource (as kube-apiserver does for etcd). Turn off only to debug storage.")
 	_, _ = o.ComponentGlobals.ComponentGlobalsOrRegister(basecompatibility.DefaultKubeComponent,
@@ -91,6 +97,9 @@ func (o *Options) Validate() error {
 	errs = append(errs, o.RethinkDB.Validate()...)
 	errs = append(errs, o.Logging.Validate()...)
 	errs = append(errs, o.Controller.Validate()...)
+	if o.TableWatchMaxDuration <= 0 {
+		errs = append(errs, fmt.Errorf("--table-watch-max-duration must be positive, got %s", o.TableWatchMaxDuration))
+	}
 	if o.RowsMaxBodyBytes <= 0 {
 		errs = append(errs, fmt.Errorf("--rows-max-body-bytes must be positive, got %d", o.RowsMaxBodyBytes))
 	}
@@ -139,10 +148,12 @@ func (o *Options) Config(ctx context.Context) (*apiserver.Config, *rethinkdb.Cli
 	return &apiserver.Config{
 		GenericConfig: cfg,
 		ExtraConfig: apiserver.ExtraConfig{
-			StorageDecorator: decorator,
-			StorageReady:     rdb.Ping,
-			RethinkDB:        rdb,
-			RowsMaxBodyBytes: o.RowsMaxBodyBytes,
+			StorageDecorator:      decorator,
+			StorageReady:          rdb.Ping,
+			RethinkDB:             rdb,
+			RowsMaxBodyBytes:      o.RowsMaxBodyBytes,
+			TableWatchHub:         tablewatch.NewHub(rdb, tablewatch.Options{}),
+			TableWatchMaxDuration: o.TableWatchMaxDuration,
 		},
 	}, rdb, nil
 }
@@ -157,7 +168,10 @@ func (o *Options) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer func() { _ = rdb.Close() }()
+	defer func() {
+		cfg.ExtraConfig.TableWatchHub.Close()
+		_ = rdb.Close()
+	}()
 	server, err := cfg.Complete().New()
 	if err != nil {
 		return err

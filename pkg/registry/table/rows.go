@@ -67,15 +67,25 @@ func (r *RowsREST) Connect(ctx context.Context, name string, options runtime.Obj
 	if !ok {
 		return nil, fmt.Errorf("invalid options object: %#v", options)
 	}
-	obj, err := r.tables.Get(ctx, name, &metav1.GetOptions{})
+	table, err := rowsTable(ctx, r.tables, name)
 	if err != nil {
 		return nil, err
+	}
+	return &rowsHandler{rest: r, table: table, name: name, opts: opts}, nil
+}
+
+// rowsTable finds the RethinkDB table behind Table name in the request's
+// namespace; a missing Table is the registry's 404.
+func rowsTable(ctx context.Context, tables rest.Getter, name string) (rows.Table, error) {
+	obj, err := tables.Get(ctx, name, &metav1.GetOptions{})
+	if err != nil {
+		return rows.Table{}, err
 	}
 	t := obj.(*guildnet.Table)
 	ns, _ := genericapirequest.NamespaceFrom(ctx)
 	dbName, tableName, ok := guildnet.SplitTableName(t.Name)
 	if !ok {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("table %q has no valid <database>.<table> name", t.Name))
+		return rows.Table{}, apierrors.NewBadRequest(fmt.Sprintf("table %q has no valid <database>.<table> name", t.Name))
 	}
 	table := rows.Table{
 		DB:         guildnet.RethinkDBDatabaseName(ns, dbName),
@@ -85,7 +95,7 @@ func (r *RowsREST) Connect(ctx context.Context, name string, options runtime.Obj
 	for _, idx := range t.Spec.Indexes {
 		table.Indexes = append(table.Indexes, rows.Index{Name: idx.Name, Fields: idx.Fields, Multi: idx.Multi})
 	}
-	return &rowsHandler{rest: r, table: table, name: t.Name, opts: opts}, nil
+	return table, nil
 }
 
 type rowsHandler struct {
