@@ -56,5 +56,6 @@ codegen: ## Regenerate code from the API types.
 clean: ## Remove build output (not the cached tools).
 	rm -rf _output
 
-bench: deps tools build ## Benchmarks: storage through aggregation vs a CRD (prints p50/p99, ratios, memory).
+bench: deps tools build ## Benchmarks: storage vs a CRD, tables/rows and tables/watch vs rethinkdb-go (p50/p99, ratios).
 	$(GO) run ./test/bench/storage
+	$(GO) run ./test/bench/rows

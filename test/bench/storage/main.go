@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"sort"
 	"strings"
 	"time"
 
@@ -27,6 +26,7 @@ import (
 	"github.com/guildnet/guildnet/apis/guildnet/v1alpha1"
 	guildnetclient "github.com/guildnet/guildnet/generated/clientset/versioned"
 	"github.com/guildnet/guildnet/pkg/devenv"
+	"github.com/guildnet/guildnet/test/bench/benchutil"
 )
 
 var (
@@ -188,18 +188,8 @@ func interleave(n int, a, b func() error) (da, db []time.Duration, err error) {
 	return da, db, nil
 }
 
-func percentile(d []time.Duration, p int) time.Duration {
-	s := append([]time.Duration(nil), d...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	idx := (len(s)*p + 99) / 100
-	if idx > 0 {
-		idx--
-	}
-	return s[idx]
-}
-
 func printRow(name string, gn, crd []time.Duration, goal float64, p int) {
-	a, b := percentile(gn, p), percentile(crd, p)
+	a, b := benchutil.Percentile(gn, p), benchutil.Percentile(crd, p)
 	ratio := float64(a) / float64(b)
 	g := ""
 	if goal > 0 {
@@ -209,10 +199,8 @@ func printRow(name string, gn, crd []time.Duration, goal float64, p int) {
 		}
 		g = fmt.Sprintf("<= %.2fx %s", goal, verdict)
 	}
-	fmt.Printf("%-28s %12s %12s %11.2fx %12s\n", name, ms(a), ms(b), ratio, g)
+	fmt.Printf("%-28s %12s %12s %11.2fx %12s\n", name, benchutil.Ms(a), benchutil.Ms(b), ratio, g)
 }
-
-func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
 
 func workspace(i int) *v1alpha1.Workspace {
 	return &v1alpha1.Workspace{
