@@ -306,6 +306,20 @@ func (e *Env) startGuildNetProcess(ctx context.Context, name string, port int) (
 		_ = p.stop(5 * time.Second)
 		return nil, err
 	}
+	// /readyz can pass before the client CAs from kube-system's
+	// extension-apiserver-authentication ConfigMap are loaded; until then a
+	// client certificate counts as anonymous. Wait until one is accepted.
+	direct, err := kubernetes.NewForConfig(e.directConfig(port))
+	if err != nil {
+		_ = p.stop(5 * time.Second)
+		return nil, err
+	}
+	if err := e.waitFor(ctx, name+" to accept client certificates", p, 60*time.Second, func(ctx context.Context) error {
+		return direct.Discovery().RESTClient().Get().AbsPath("/apis/guildnet.io/v1alpha1/namespaces/default/databases").Do(ctx).Error()
+	}); err != nil {
+		_ = p.stop(5 * time.Second)
+		return nil, err
+	}
 	return p, nil
 }
 

@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -51,7 +50,6 @@ func databaseOf(_ context.Context, obj client.Object) []reconcile.Request {
 
 // Reconcile implements reconcile.Reconciler.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	log := ctrl.LoggerFrom(ctx)
 	var db v1alpha1.Database
 	if err := r.Client.Get(ctx, req.NamespacedName, &db); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -59,26 +57,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	name := guildnet.RethinkDBDatabaseName(db.Namespace, db.Name)
 	sess := r.RethinkDB.Session()
 
-	if !db.DeletionTimestamp.IsZero() {
-		if !controllerutil.ContainsFinalizer(&db, controller.Finalizer) {
-			return ctrl.Result{}, nil
-		}
-		if db.Spec.DeletionPolicy == v1alpha1.DeletionPolicyDelete {
-			if err := rethinkops.DropDatabase(ctx, sess, name); err != nil {
-				return ctrl.Result{}, r.RethinkDB.WrapError(err)
-			}
-			log.Info("Dropped RethinkDB database", "rethinkdb", name)
-		} else {
-			log.Info("Kept RethinkDB database (deletionPolicy Retain)", "rethinkdb", name)
-		}
-		controllerutil.RemoveFinalizer(&db, controller.Finalizer)
-		return ctrl.Result{}, client.IgnoreNotFound(r.Client.Update(ctx, &db))
-	}
-
-	if controllerutil.AddFinalizer(&db, controller.Finalizer) {
-		if err := r.Client.Update(ctx, &db); err != nil {
-			return ctrl.Result{}, err
-		}
+	if done, err := controller.Finalize(ctx, r.Client, &db, db.Spec.DeletionPolicy, name, func() error {
+		return r.RethinkDB.WrapError(rethinkops.DropDatabase(ctx, sess, name))
+	}); done || err != nil {
+		return ctrl.Result{}, err
 	}
 
 	before := db.Status.DeepCopy()

@@ -15,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -60,7 +59,6 @@ func (r *Reconciler) tablesOf(ctx context.Context, obj client.Object) []reconcil
 
 // Reconcile implements reconcile.Reconciler.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	log := ctrl.LoggerFrom(ctx)
 	var t v1alpha1.Table
 	if err := r.Client.Get(ctx, req.NamespacedName, &t); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -73,23 +71,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	rtable := guildnet.RethinkDBTableName(tableName)
 	sess := r.RethinkDB.Session()
 
-	if !t.DeletionTimestamp.IsZero() {
-		if !controllerutil.ContainsFinalizer(&t, controller.Finalizer) {
-			return ctrl.Result{}, nil
-		}
-		if t.Spec.DeletionPolicy == v1alpha1.DeletionPolicyDelete {
-			if err := rethinkops.DropTable(ctx, sess, rdb, rtable); err != nil {
-				return ctrl.Result{}, r.RethinkDB.WrapError(err)
-			}
-			log.Info("Dropped RethinkDB table", "rethinkdb", rdb+"."+rtable)
-		}
-		controllerutil.RemoveFinalizer(&t, controller.Finalizer)
-		return ctrl.Result{}, client.IgnoreNotFound(r.Client.Update(ctx, &t))
-	}
-	if controllerutil.AddFinalizer(&t, controller.Finalizer) {
-		if err := r.Client.Update(ctx, &t); err != nil {
-			return ctrl.Result{}, err
-		}
+	if done, err := controller.Finalize(ctx, r.Client, &t, t.Spec.DeletionPolicy, rdb+"."+rtable, func() error {
+		return r.RethinkDB.WrapError(rethinkops.DropTable(ctx, sess, rdb, rtable))
+	}); done || err != nil {
+		return ctrl.Result{}, err
 	}
 
 	before := t.Status.DeepCopy()

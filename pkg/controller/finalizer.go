@@ -1,0 +1,38 @@
+package controller
+
+import (
+	"context"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/guildnet/guildnet/apis/guildnet/v1alpha1"
+)
+
+// Finalize keeps Finalizer on a live object, and carries out the deletion
+// policy of an object being deleted: drop runs for DeletionPolicyDelete
+// (Retain keeps the data), then the finalizer goes. done is true when the
+// object is being deleted and the caller has nothing more to do.
+func Finalize(ctx context.Context, c client.Client, obj client.Object, policy v1alpha1.DeletionPolicy, what string, drop func() error) (done bool, err error) {
+	if obj.GetDeletionTimestamp().IsZero() {
+		if controllerutil.AddFinalizer(obj, Finalizer) {
+			return false, c.Update(ctx, obj)
+		}
+		return false, nil
+	}
+	if !controllerutil.ContainsFinalizer(obj, Finalizer) {
+		return true, nil
+	}
+	log := ctrl.LoggerFrom(ctx)
+	if policy == v1alpha1.DeletionPolicyDelete {
+		if err := drop(); err != nil {
+			return true, err
+		}
+		log.Info("Dropped data (deletionPolicy Delete)", "rethinkdb", what)
+	} else {
+		log.Info("Kept data (deletionPolicy Retain)", "rethinkdb", what)
+	}
+	controllerutil.RemoveFinalizer(obj, Finalizer)
+	return true, client.IgnoreNotFound(c.Update(ctx, obj))
+}
