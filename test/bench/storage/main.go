@@ -34,6 +34,7 @@ var (
 	lists     = flag.Int("lists", 60, "LIST requests per resource")
 	gets      = flag.Int("gets", 300, "GET requests per resource")
 	memObjs   = flag.Int("memory-objects", 1000, "objects of each kind stored before reading guildnet-apiserver's memory")
+	listRV    = flag.String("list-resource-version", "", `resourceVersion of the LISTs: "" is a consistent read (the default of kubectl and informers' relists), "0" any recent state from the watch cache`)
 	namespace = "bench"
 )
 
@@ -77,14 +78,14 @@ func run() error {
 	}
 
 	listGN := func() error {
-		l, err := gn.GuildnetV1alpha1().Workspaces(namespace).List(ctx, metav1.ListOptions{})
+		l, err := gn.GuildnetV1alpha1().Workspaces(namespace).List(ctx, metav1.ListOptions{ResourceVersion: *listRV})
 		if err == nil && len(l.Items) != *objects {
 			err = fmt.Errorf("listed %d workspaces, want %d", len(l.Items), *objects)
 		}
 		return err
 	}
 	listCRD := func() error {
-		l, err := dyn.Resource(widgets).Namespace(namespace).List(ctx, metav1.ListOptions{})
+		l, err := dyn.Resource(widgets).Namespace(namespace).List(ctx, metav1.ListOptions{ResourceVersion: *listRV})
 		if err == nil && len(l.Items) != *objects {
 			err = fmt.Errorf("listed %d widgets, want %d", len(l.Items), *objects)
 		}
