@@ -34,3 +34,29 @@ func RethinkDBTableName(table string) string {
 func rethinkIdent(s string) string {
 	return strings.ReplaceAll(s, "-", "_")
 }
+
+// Names and labels of the objects a Workspace owns. The reconciler creates
+// them and workspaces/proxy and workspaces/log find them by these names, so
+// both sides share one definition.
+const (
+	// WorkspaceLabel is set to the workspace's name on its Deployment,
+	// Service, pods, PersistentVolumeClaim and Secret.
+	WorkspaceLabel = "guildnet.io/workspace"
+	// WorkspaceContainerName is the name of the workspace's container.
+	WorkspaceContainerName = "workspace"
+	// WorkspaceDefaultPort is the port used when spec.ports is empty, and
+	// the value of the PORT variable every workspace container gets.
+	WorkspaceDefaultPort = 8080
+	// WorkspacePasswordKey is the key of the password in a password Secret.
+	WorkspacePasswordKey = "password"
+)
+
+// WorkspaceServiceName is the Service (and Deployment) of workspace name.
+// Workspace names are DNS-1035 labels, which Services require.
+func WorkspaceServiceName(name string) string { return name }
+
+// WorkspacePasswordSecretName is the generated password Secret of workspace name.
+func WorkspacePasswordSecretName(name string) string { return name + "-password" }
+
+// WorkspaceHomeClaimName is the PersistentVolumeClaim of workspace name's home volume.
+func WorkspaceHomeClaimName(name string) string { return name + "-home" }
