@@ -34,6 +34,7 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&Database{}, &DatabaseList{},
 		&Table{}, &TableList{},
 		&TableRowsOptions{}, &TableWatchOptions{},
+		&WorkspaceProxyOptions{}, &WorkspaceLogOptions{},
 	)
 	return nil
 }

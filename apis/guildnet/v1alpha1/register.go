@@ -32,6 +32,7 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&Database{}, &DatabaseList{},
 		&Table{}, &TableList{},
 		&TableRowsOptions{}, &TableWatchOptions{},
+		&WorkspaceProxyOptions{}, &WorkspaceLogOptions{},
 	)
 	metav1.AddToGroupVersion(scheme, SchemeGroupVersion)
 	return nil

@@ -437,3 +437,39 @@ type TableWatchOptions struct {
 	// +optional
 	TimeoutSeconds *int64 `json:"timeoutSeconds,omitempty"`
 }
+
+// +k8s:conversion-gen:explicit-from=net/url.Values
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// WorkspaceProxyOptions are the query parameters of the workspaces/proxy subresource.
+type WorkspaceProxyOptions struct {
+	metav1.TypeMeta `json:",inline"`
+
+	// Path is the path forwarded to the workspace, below .../proxy/.
+	// +optional
+	Path string `json:"path,omitempty"`
+}
+
+// +k8s:conversion-gen:explicit-from=net/url.Values
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// WorkspaceLogOptions are the query parameters of the workspaces/log subresource.
+type WorkspaceLogOptions struct {
+	metav1.TypeMeta `json:",inline"`
+
+	// Follow keeps the stream open and sends new lines as they are written.
+	// +optional
+	Follow bool `json:"follow,omitempty"`
+	// TailLines starts with this many of the last lines (all lines when unset).
+	// +optional
+	TailLines *int64 `json:"tailLines,omitempty"`
+	// SinceSeconds starts with the lines written in the last this-many seconds.
+	// +optional
+	SinceSeconds *int64 `json:"sinceSeconds,omitempty"`
+	// Previous shows the log of the previous, terminated container (after a crash).
+	// +optional
+	Previous bool `json:"previous,omitempty"`
+	// Timestamps prefixes every line with its RFC 3339 time.
+	// +optional
+	Timestamps bool `json:"timestamps,omitempty"`
+}

@@ -102,8 +102,18 @@ func (in WorkspaceList) OpenAPIModelName() string {
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in WorkspaceLogOptions) OpenAPIModelName() string {
+	return "io.guildnet.v1alpha1.WorkspaceLogOptions"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in WorkspacePort) OpenAPIModelName() string {
 	return "io.guildnet.v1alpha1.WorkspacePort"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in WorkspaceProxyOptions) OpenAPIModelName() string {
+	return "io.guildnet.v1alpha1.WorkspaceProxyOptions"
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
