@@ -8,12 +8,16 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/apiserver/pkg/registry/generic"
 	"k8s.io/apiserver/pkg/registry/rest"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/healthz"
 	serverstorage "k8s.io/apiserver/pkg/server/storage"
 	"k8s.io/apiserver/pkg/storage/storagebackend"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 
 	"github.com/guildnet/guildnet/apis/guildnet"
 	"github.com/guildnet/guildnet/apis/guildnet/v1alpha1"
@@ -40,6 +44,26 @@ type ExtraConfig struct {
 	// TableWatchMaxDuration ends a tables/watch stream (with a BOOKMARK)
 	// before kube-apiserver's request timeout would cut it.
 	TableWatchMaxDuration time.Duration
+	// Workspaces connects workspaces/proxy and workspaces/log to the cluster.
+	Workspaces WorkspaceConfig
+}
+
+// WorkspaceConfig is what workspaces/proxy and workspaces/log need from the
+// cluster. Without Kube neither subresource is served.
+type WorkspaceConfig struct {
+	// Kube is guildnet-apiserver's client of kube-apiserver (pods/log).
+	Kube kubernetes.Interface
+	// Informers holds the EndpointSlice informer; the server starts it.
+	Informers informers.SharedInformerFactory
+	// EndpointSlices lists the EndpointSlices of workspace Services.
+	EndpointSlices discoverylisters.EndpointSliceLister
+	// Authorizer checks the extra create verb of WebSocket upgrades.
+	Authorizer authorizer.Authorizer
+	// Origins are the browser origins allowed through the proxy.
+	Origins *workspace.OriginPolicy
+	// PingInterval and ActivityMaxInterval: see the --workspace-* flags.
+	PingInterval        time.Duration
+	ActivityMaxInterval time.Duration
 }
 
 // Config is the whole configuration of guildnet-apiserver.
@@ -113,6 +137,16 @@ func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, ex
 		return nil, err
 	}
 	storage["workspaces"], storage["workspaces/status"] = ws, wsStatus
+	if wc := extra.Workspaces; wc.Kube != nil && wc.EndpointSlices != nil {
+		storage["workspaces/proxy"] = workspace.NewProxyREST(ws, workspace.ProxyConfig{
+			Resolver:     workspace.NewEndpointResolver(wc.EndpointSlices),
+			Activity:     workspace.NewActivity(wsStatus, wc.ActivityMaxInterval),
+			Authorizer:   wc.Authorizer,
+			Origins:      wc.Origins,
+			PingInterval: wc.PingInterval,
+		})
+		storage["workspaces/log"] = workspace.NewLogREST(ws, wc.Kube)
+	}
 	db, dbStatus, err := database.NewREST(scheme, optsGetter)
 	if err != nil {
 		return nil, err

@@ -35,7 +35,7 @@ func NewOptions() *Options {
 
 // AddFlags adds the --reconcile* and --leader-elect* flags.
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
-	fs.BoolVar(&o.Enabled, "reconcile", o.Enabled, "Run the reconcilers that create RethinkDB databases and tables (and, later, workspaces' Deployments) in this process. Turn off to run them elsewhere or not at all.")
+	fs.BoolVar(&o.Enabled, "reconcile", o.Enabled, "Run the reconcilers in this process: workspaces become Deployments, Services, volumes and password Secrets; databases and tables become RethinkDB databases and tables. Turn off to run them elsewhere or not at all.")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "Let one replica at a time reconcile, elected through a Lease.")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", o.LeaderElectionNamespace, "Namespace of the reconcilers' leader-election Lease.")
 	fs.DurationVar(&o.Resync, "reconcile-resync", o.Resync, "How often Ready databases and tables are looked at again to refresh their counts.")

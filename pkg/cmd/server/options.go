@@ -31,6 +31,7 @@ import (
 	"github.com/guildnet/guildnet/pkg/controller"
 	"github.com/guildnet/guildnet/pkg/controller/database"
 	"github.com/guildnet/guildnet/pkg/controller/table"
+	"github.com/guildnet/guildnet/pkg/controller/workspace"
 	"github.com/guildnet/guildnet/pkg/logging"
 	registrytable "github.com/guildnet/guildnet/pkg/registry/table"
 	"github.com/guildnet/guildnet/pkg/rethinkdb"
@@ -53,6 +54,7 @@ type Options struct {
 	RowsMaxBodyBytes int64
 	// TableWatchMaxDuration ends tables/watch streams before kube-apiserver's request timeout.
 	TableWatchMaxDuration time.Duration
+	WorkspaceProxy        *WorkspaceProxyOptions
 
 	ComponentGlobals basecompatibility.ComponentGlobalsRegistry
 }
@@ -72,6 +74,7 @@ func NewOptions() *Options {
 		Controller:            controller.NewOptions(),
 		RowsMaxBodyBytes:      registrytable.DefaultRowsMaxBodyBytes,
 		TableWatchMaxDuration: registrytable.DefaultWatchMaxDuration,
+		WorkspaceProxy:        NewWorkspaceProxyOptions(),
 		ComponentGlobals:      compatibility.DefaultComponentGlobalsRegistry,
 	}
 }
@@ -82,6 +85,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	o.RethinkDB.AddFlags(fs)
 	o.Logging.AddFlags(fs)
 	o.Controller.AddFlags(fs)
+	o.WorkspaceProxy.AddFlags(fs)
 	fs.DurationVar(&o.TableWatchMaxDuration, "table-watch-max-duration", o.TableWatchMaxDuration, "How long one tables/watch stream lasts before it ends with a BOOKMARK to resume from. Keep it below kube-apiserver's --request-timeout (60s by default), which cuts streams on this subresource.")
 	fs.Int64Var(&o.RowsMaxBodyBytes, "rows-max-body-bytes", o.RowsMaxBodyBytes, "Largest request body tables/rows accepts (an import or one row); larger bodies get 413.")
 	fs.BoolVar(&o.WatchCache, "watch-cache", o.WatchCache, "Serve LIST, GET with a resourceVersion and WATCH from an in-memory cache fed by one RethinkDB watch per resource (as kube-apiserver does for etcd). Turn off only to debug storage.")
@@ -97,6 +101,7 @@ func (o *Options) Validate() error {
 	errs = append(errs, o.RethinkDB.Validate()...)
 	errs = append(errs, o.Logging.Validate()...)
 	errs = append(errs, o.Controller.Validate()...)
+	errs = append(errs, o.WorkspaceProxy.Validate()...)
 	if o.TableWatchMaxDuration <= 0 {
 		errs = append(errs, fmt.Errorf("--table-watch-max-duration must be positive, got %s", o.TableWatchMaxDuration))
 	}
@@ -140,6 +145,10 @@ func (o *Options) Config(ctx context.Context) (*apiserver.Config, *rethinkdb.Cli
 	if err != nil {
 		return nil, nil, err
 	}
+	ws, err := o.workspaceConfig(cfg, kube)
+	if err != nil {
+		return nil, nil, err
+	}
 	decorator := rethinkstore.NewStorageDecorator(rdb)
 	if o.WatchCache {
 		decorator = apiserver.WithWatchCache(decorator)
@@ -154,6 +163,7 @@ func (o *Options) Config(ctx context.Context) (*apiserver.Config, *rethinkdb.Cli
 			RowsMaxBodyBytes:      o.RowsMaxBodyBytes,
 			TableWatchHub:         tablewatch.NewHub(rdb, tablewatch.Options{}),
 			TableWatchMaxDuration: o.TableWatchMaxDuration,
+			Workspaces:            ws,
 		},
 	}, rdb, nil
 }
@@ -178,6 +188,10 @@ func (o *Options) Run(ctx context.Context) error {
 	}
 	server.GenericAPIServer.AddPostStartHookOrDie("start-informers", func(hc genericapiserver.PostStartHookContext) error {
 		cfg.GenericConfig.SharedInformerFactory.Start(hc.Done())
+		if f := cfg.ExtraConfig.Workspaces.Informers; f != nil {
+			f.Start(hc.Done())
+			f.WaitForCacheSync(hc.Done())
+		}
 		return nil
 	})
 	if o.Controller.Enabled {
@@ -247,6 +261,9 @@ func (o *Options) startReconcilers(server *apiserver.GuildNetServer, cfg *apiser
 		return err
 	}
 	if err := (&table.Reconciler{Client: mgr.GetClient(), RethinkDB: rdb, Resync: o.Controller.Resync}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&workspace.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	server.GenericAPIServer.AddPostStartHookOrDie("start-reconcilers", func(hc genericapiserver.PostStartHookContext) error {

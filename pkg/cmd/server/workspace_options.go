@@ -1,0 +1,80 @@
+package server
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/pflag"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/guildnet/guildnet/apis/guildnet"
+	"github.com/guildnet/guildnet/pkg/apiserver"
+	"github.com/guildnet/guildnet/pkg/registry/workspace"
+)
+
+// WorkspaceProxyOptions are the flags of workspaces/proxy.
+type WorkspaceProxyOptions struct {
+	AllowedOrigins      []string
+	PingInterval        time.Duration
+	ActivityMaxInterval time.Duration
+}
+
+// NewWorkspaceProxyOptions returns the defaults.
+func NewWorkspaceProxyOptions() *WorkspaceProxyOptions {
+	return &WorkspaceProxyOptions{
+		PingInterval:        workspace.DefaultPingInterval,
+		ActivityMaxInterval: workspace.DefaultActivityMaxInterval,
+	}
+}
+
+// AddFlags adds the --workspace-proxy-* flags.
+func (o *WorkspaceProxyOptions) AddFlags(fs *pflag.FlagSet) {
+	fs.StringSliceVar(&o.AllowedOrigins, "workspace-proxy-allowed-origins", o.AllowedOrigins,
+		"Browser origins, besides loopback and *.localhost, that may use workspaces/proxy: https://host[:port] or *.domain (e.g. the portal's tailnet name). Requests and WebSockets from other origins get 403, so other web sites cannot drive a workspace through a local kubectl proxy.")
+	fs.DurationVar(&o.PingInterval, "workspace-proxy-ping-interval", o.PingInterval,
+		"How often workspaces/proxy pings both ends of an open WebSocket, so idle connections survive load balancers and NATs; a client that does not answer for three intervals is disconnected.")
+	fs.DurationVar(&o.ActivityMaxInterval, "workspace-activity-interval", o.ActivityMaxInterval,
+		"Longest time between two writes of a busy workspace's status.lastActivityTime (workspaces with a spec.idleTimeout are written every quarter of it, at least every second).")
+}
+
+// Validate names the flag that is wrong.
+func (o *WorkspaceProxyOptions) Validate() []error {
+	var errs []error
+	if _, err := workspace.NewOriginPolicy(o.AllowedOrigins); err != nil {
+		errs = append(errs, fmt.Errorf("--workspace-proxy-allowed-origins: %w", err))
+	}
+	if o.PingInterval < time.Second {
+		errs = append(errs, fmt.Errorf("--workspace-proxy-ping-interval must be at least 1s, got %s", o.PingInterval))
+	}
+	if o.ActivityMaxInterval < time.Second {
+		errs = append(errs, fmt.Errorf("--workspace-activity-interval must be at least 1s, got %s", o.ActivityMaxInterval))
+	}
+	return errs
+}
+
+// workspaceConfig wires workspaces/proxy and workspaces/log to the
+// cluster: endpoints come from an informer on the EndpointSlices of
+// workspace Services only (labelled guildnet.io/workspace), so the cache
+// stays small in a large cluster.
+func (o *Options) workspaceConfig(cfg *genericapiserver.RecommendedConfig, kube kubernetes.Interface) (apiserver.WorkspaceConfig, error) {
+	origins, err := workspace.NewOriginPolicy(o.WorkspaceProxy.AllowedOrigins)
+	if err != nil {
+		return apiserver.WorkspaceConfig{}, err
+	}
+	wc := apiserver.WorkspaceConfig{
+		Kube:                kube,
+		Authorizer:          cfg.Authorization.Authorizer,
+		Origins:             origins,
+		PingInterval:        o.WorkspaceProxy.PingInterval,
+		ActivityMaxInterval: o.WorkspaceProxy.ActivityMaxInterval,
+	}
+	if kube != nil {
+		wc.Informers = informers.NewSharedInformerFactoryWithOptions(kube, 0,
+			informers.WithTweakListOptions(func(lo *metav1.ListOptions) { lo.LabelSelector = guildnet.WorkspaceLabel }))
+		wc.EndpointSlices = wc.Informers.Discovery().V1().EndpointSlices().Lister()
+	}
+	return wc, nil
+}

@@ -1,0 +1,321 @@
+package workspace
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/types"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	"k8s.io/client-go/util/retry"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/guildnet/guildnet/apis/guildnet"
+	"github.com/guildnet/guildnet/apis/guildnet/v1alpha1"
+)
+
+// maxConcurrentReconciles: a reconcile mostly waits on kube-apiserver, so
+// a burst of new workspaces is served in parallel.
+const maxConcurrentReconciles = 4
+
+// Reconciler keeps each Workspace's Deployment, Service, home claim and
+// password Secret in line with its spec, and its status with what they do.
+type Reconciler struct {
+	// Client reads Workspaces (cached) and writes everything.
+	Client client.Client
+	// APIReader reads a Workspace uncached, where a decision must not rest
+	// on a stale copy: before suspending it for idleness, and after a
+	// conflicting status write. Defaults to the manager's.
+	APIReader client.Reader
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+
+	// children caches only the objects labelled guildnet.io/workspace, so
+	// the reconciler never holds every pod or Secret of the cluster.
+	children cache.Cache
+}
+
+// SetupWithManager registers the reconciler and its cache of labelled
+// objects. A change of a workspace's Deployment, Service, claim, Secret or
+// pods wakes the workspace, so status follows.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Client == nil {
+		r.Client = mgr.GetClient()
+	}
+	if r.APIReader == nil {
+		r.APIReader = mgr.GetAPIReader()
+	}
+	labelled, err := labels.NewRequirement(guildnet.WorkspaceLabel, selection.Exists, nil)
+	if err != nil {
+		return err
+	}
+	selector := labels.NewSelector().Add(*labelled)
+	children, err := cache.New(mgr.GetConfig(), cache.Options{
+		HTTPClient:           mgr.GetHTTPClient(),
+		Scheme:               mgr.GetScheme(),
+		Mapper:               mgr.GetRESTMapper(),
+		DefaultLabelSelector: selector,
+		ByObject: map[client.Object]cache.ByObject{
+			// Pods are read for their status only.
+			&corev1.Pod{}: {Label: selector, Transform: cache.TransformStripManagedFields()},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("setting up the workspace reconciler's cache: %w", err)
+	}
+	if err := mgr.Add(children); err != nil {
+		return err
+	}
+	r.children = children
+
+	wake := handler.EnqueueRequestsFromMapFunc(workspaceOf)
+	b := ctrl.NewControllerManagedBy(mgr).Named("workspace").
+		For(&v1alpha1.Workspace{}).
+		WithOptions(ctrlcontroller.Options{MaxConcurrentReconciles: maxConcurrentReconciles})
+	for _, obj := range []client.Object{&appsv1.Deployment{}, &corev1.Service{}, &corev1.PersistentVolumeClaim{}, &corev1.Secret{}, &corev1.Pod{}} {
+		b = b.WatchesRawSource(source.Kind[client.Object](children, obj, wake))
+	}
+	return b.Complete(r)
+}
+
+// workspaceOf maps a labelled object to its workspace.
+func workspaceOf(_ context.Context, obj client.Object) []reconcile.Request {
+	name := obj.GetLabels()[guildnet.WorkspaceLabel]
+	if name == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}}}
+}
+
+func (r *Reconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// Reconcile implements reconcile.Reconciler.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	log := ctrl.LoggerFrom(ctx)
+	var ws v1alpha1.Workspace
+	if err := r.Client.Get(ctx, req.NamespacedName, &ws); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !ws.DeletionTimestamp.IsZero() {
+		// The garbage collector deletes what the workspace owns.
+		return ctrl.Result{}, nil
+	}
+
+	var result ctrl.Result
+	obs := &Observed{}
+	if remaining, ok := IdleRemaining(&ws, r.now()); ok {
+		if remaining > 0 {
+			result.RequeueAfter = remaining
+		} else {
+			suspended, again, err := r.suspendIfIdle(ctx, &ws)
+			if err != nil {
+				return ctrl.Result{}, err
+			}
+			if suspended {
+				log.Info("Suspended idle workspace", "idleTimeout", ws.Spec.IdleTimeout.Duration)
+				obs.IdleSuspended, obs.IdleTimeout = true, ws.Spec.IdleTimeout.Duration
+			}
+			result.RequeueAfter = again
+		}
+	}
+	obs.Generation, obs.Suspended = ws.Generation, ws.Spec.Suspend
+
+	obs.ApplyErrors = r.apply(ctx, &ws)
+	if err := r.observe(ctx, &ws, obs); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.writeStatus(ctx, &ws, obs); err != nil {
+		return ctrl.Result{}, err
+	}
+	if len(obs.ApplyErrors) > 0 {
+		// Retried with backoff: most causes (RBAC, quota, a webhook) are
+		// fixed outside the spec; a spec change wakes the workspace anyway.
+		return ctrl.Result{}, fmt.Errorf("workspace %s/%s: %s", ws.Namespace, ws.Name, strings.Join(obs.ApplyErrors, "; "))
+	}
+	return result, nil
+}
+
+// suspendIfIdle suspends ws when an uncached read confirms it is idle: the
+// cached copy may miss an activity recorded a moment ago. The patch carries
+// the resourceVersion read, so activity recorded in between makes it
+// conflict and the decision is made again. On return ws is the latest
+// object; again is when to look next if it turned out not to be idle.
+func (r *Reconciler) suspendIfIdle(ctx context.Context, ws *v1alpha1.Workspace) (suspended bool, again time.Duration, err error) {
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var fresh v1alpha1.Workspace
+		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(ws), &fresh); err != nil {
+			return err
+		}
+		*ws = fresh
+		remaining, ok := IdleRemaining(ws, r.now())
+		if !ok || remaining > 0 {
+			again = max(remaining, 0)
+			return nil
+		}
+		before := ws.DeepCopy()
+		ws.Spec.Suspend = true
+		if err := r.Client.Patch(ctx, ws, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldOwner)); err != nil {
+			return err
+		}
+		suspended = true
+		return nil
+	})
+	if err != nil {
+		return false, 0, fmt.Errorf("suspending idle workspace %s/%s: %w", ws.Namespace, ws.Name, err)
+	}
+	return suspended, again, nil
+}
+
+// apply creates or updates what ws owns. It returns what went wrong, each
+// with what to do about it, and carries on past a failure: a claim that
+// cannot change must not keep the Deployment from following the spec.
+func (r *Reconciler) apply(ctx context.Context, ws *v1alpha1.Workspace) []string {
+	var errs []string
+	if secret, generated := PasswordSecret(ws); generated {
+		if err := r.ensurePasswordSecret(ctx, ws, secret); err != nil {
+			errs = append(errs, fmt.Sprintf("Secret %s: %v%s", secret, err, forbiddenHint(err)))
+		}
+	}
+	key := func(name string) types.NamespacedName {
+		return types.NamespacedName{Namespace: ws.Namespace, Name: name}
+	}
+	if claim := HomeClaim(ws); claim != nil {
+		if err := r.applyIfChanged(ctx, "PersistentVolumeClaim", claim, &corev1.PersistentVolumeClaim{}, key(*claim.Name), func(o client.Object) (any, error) {
+			return corev1ac.ExtractPersistentVolumeClaim(o.(*corev1.PersistentVolumeClaim), FieldOwner)
+		}); err != nil {
+			msg := fmt.Sprintf("PersistentVolumeClaim %s: %v%s", *claim.Name, err, forbiddenHint(err))
+			if apierrors.IsInvalid(err) {
+				msg += " (a claim's storage class cannot change and its size can only grow, if the storage class allows it; " +
+					"put spec.storage back, or suspend the workspace and delete the claim to start over with an empty volume)"
+			}
+			errs = append(errs, msg)
+		}
+	}
+	dep := Deployment(ws)
+	if err := r.applyIfChanged(ctx, "Deployment", dep, &appsv1.Deployment{}, key(*dep.Name), func(o client.Object) (any, error) {
+		return appsv1ac.ExtractDeployment(o.(*appsv1.Deployment), FieldOwner)
+	}); err != nil {
+		errs = append(errs, fmt.Sprintf("Deployment %s: %v%s", *dep.Name, err, forbiddenHint(err)))
+	}
+	svc := Service(ws)
+	if err := r.applyIfChanged(ctx, "Service", svc, &corev1.Service{}, key(*svc.Name), func(o client.Object) (any, error) {
+		return corev1ac.ExtractService(o.(*corev1.Service), FieldOwner)
+	}); err != nil {
+		errs = append(errs, fmt.Sprintf("Service %s: %v%s", *svc.Name, err, forbiddenHint(err)))
+	}
+	return errs
+}
+
+func forbiddenHint(err error) string {
+	if !apierrors.IsForbidden(err) {
+		return ""
+	}
+	return " (a ResourceQuota or policy of the namespace refuses it, or guildnet-apiserver lacks the rules of artifacts/base/rbac-apiserver.yaml)"
+}
+
+// applyIfChanged server-side applies desired unless the cached object
+// already holds exactly what the reconciler last applied (extract returns
+// the fields FieldOwner owns), which saves a request on every status-only
+// wake-up. Force: the reconciler owns these objects.
+func (r *Reconciler) applyIfChanged(ctx context.Context, kind string, desired runtime.ApplyConfiguration, existing client.Object, key types.NamespacedName, extract func(client.Object) (any, error)) error {
+	if err := r.children.Get(ctx, key, existing); err == nil {
+		if owned, err := extract(existing); err == nil && equality.Semantic.DeepEqual(owned, desired) {
+			return nil
+		}
+	} else if !apierrors.IsNotFound(err) {
+		return err
+	}
+	ctrl.LoggerFrom(ctx).V(1).Info("Applying", "kind", kind, "name", key.Name)
+	return r.Client.Apply(ctx, desired, client.FieldOwner(FieldOwner), client.ForceOwnership)
+}
+
+// ensurePasswordSecret creates the generated password Secret if it does
+// not exist. It is never updated, so the password is never rotated.
+func (r *Reconciler) ensurePasswordSecret(ctx context.Context, ws *v1alpha1.Workspace, name string) error {
+	var s corev1.Secret
+	err := r.children.Get(ctx, types.NamespacedName{Namespace: ws.Namespace, Name: name}, &s)
+	if err == nil || !apierrors.IsNotFound(err) {
+		return err
+	}
+	// The cache may not have seen a Secret created a moment ago (or one
+	// without our label): AlreadyExists means there is a password already.
+	if err := r.Client.Create(ctx, PasswordSecretObject(ws), client.FieldOwner(FieldOwner)); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	return nil
+}
+
+// observe reads the workspace's Deployment, Service and pods from the cache.
+func (r *Reconciler) observe(ctx context.Context, ws *v1alpha1.Workspace, obs *Observed) error {
+	key := types.NamespacedName{Namespace: ws.Namespace, Name: guildnet.WorkspaceServiceName(ws.Name)}
+	var dep appsv1.Deployment
+	switch err := r.children.Get(ctx, key, &dep); {
+	case err == nil:
+		obs.Deployment = &dep
+	case !apierrors.IsNotFound(err):
+		return err
+	}
+	var svc corev1.Service
+	switch err := r.children.Get(ctx, key, &svc); {
+	case err == nil:
+		obs.Service = &svc
+	case !apierrors.IsNotFound(err):
+		return err
+	}
+	var pods corev1.PodList
+	if err := r.children.List(ctx, &pods, client.InNamespace(ws.Namespace), client.MatchingLabels{guildnet.WorkspaceLabel: ws.Name}); err != nil {
+		return err
+	}
+	obs.Pods = pods.Items
+	return nil
+}
+
+// writeStatus writes the reconciler's status fields through the status
+// subresource. The update carries the resourceVersion read; on a conflict
+// (typically workspaces/proxy recording activity) it re-reads the object and
+// sets only its own fields again, so lastActivityTime is never lost.
+func (r *Reconciler) writeStatus(ctx context.Context, ws *v1alpha1.Workspace, obs *Observed) error {
+	cur := ws.DeepCopy()
+	first := true
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if !first {
+			if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(ws), cur); err != nil {
+				return err
+			}
+		}
+		first = false
+		before := cur.Status.DeepCopy()
+		SetStatus(cur, obs, r.now())
+		if equality.Semantic.DeepEqual(before, &cur.Status) {
+			return nil
+		}
+		return r.Client.Status().Update(ctx, cur, client.FieldOwner(FieldOwner))
+	})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("writing the status of workspace %s/%s: %w", ws.Namespace, ws.Name, err)
+	}
+	return nil
+}

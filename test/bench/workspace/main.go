@@ -1,0 +1,305 @@
+// Command workspace measures workspaces/proxy and the workspace
+// reconciler on a local control plane, in one run:
+//
+//   - small-request latency (p50/p99) and a large download's throughput
+//     through kube-apiserver → guildnet-apiserver → the workspace, against
+//     the same requests sent straight to the workspace;
+//   - WebSocket echo round trips, proxied and direct;
+//   - the reconciler's latency from Workspace create to its Deployment and
+//     Service existing, over a burst of workspaces (goal: p50 ≤ 100 ms,
+//     p99 ≤ 500 ms).
+//
+// The workspace's server runs in a network namespace (it needs root), so
+// guildnet-apiserver reaches it at a pod-like address through an
+// EndpointSlice, the path a real pod's traffic takes.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/websocket"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+
+	"github.com/guildnet/guildnet/apis/guildnet"
+	"github.com/guildnet/guildnet/apis/guildnet/v1alpha1"
+	guildnetclient "github.com/guildnet/guildnet/generated/clientset/versioned"
+	"github.com/guildnet/guildnet/pkg/devenv"
+	"github.com/guildnet/guildnet/test/bench/benchutil"
+	"github.com/guildnet/guildnet/test/netns"
+)
+
+var (
+	requests   = flag.Int("requests", 500, "small GET requests per path")
+	largeMiB   = flag.Int("large-mib", 256, "size of the large download in MiB")
+	echoes     = flag.Int("echoes", 500, "WebSocket echo round trips per path")
+	burst      = flag.Int("workspaces", 100, "workspaces created in the reconciler burst")
+	namespace  = "bench"
+	smallReply = []byte(strings.Repeat("x", 512))
+)
+
+func main() {
+	flag.Parse()
+	if err := run(); err != nil {
+		fmt.Fprintf(os.Stderr, "bench/workspace: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	ctx := context.Background()
+	fmt.Println("starting a local control plane ...")
+	env, err := devenv.Start(ctx, devenv.Options{})
+	if err != nil {
+		return err
+	}
+	defer env.Stop()
+	cfg := env.AdminConfig()
+	kube := kubernetes.NewForConfigOrDie(cfg)
+	gn := guildnetclient.NewForConfigOrDie(cfg)
+	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+
+	ns, err := netns.New()
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	l, err := ns.Listen(0)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: backend()}
+	go func() { _ = srv.Serve(l) }()
+	defer srv.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	if err := publish(ctx, kube, gn, "bench-web", ns.IP, port); err != nil {
+		return err
+	}
+	direct := "http://" + net.JoinHostPort(ns.IP, strconv.Itoa(port))
+	proxied := cfg.Host + "/apis/guildnet.io/v1alpha1/namespaces/" + namespace + "/workspaces/bench-web/proxy"
+	apiClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return err
+	}
+	directClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		return getOK(apiClient, proxied+"/small") == nil, nil
+	}); err != nil {
+		return fmt.Errorf("the proxy never reached the workspace: %v", getOK(apiClient, proxied+"/small"))
+	}
+
+	fmt.Printf("\nsmall GET (%d bytes), %d sequential requests each\n", len(smallReply), *requests)
+	dLat, err := latencies(directClient, direct+"/small", *requests)
+	if err != nil {
+		return err
+	}
+	pLat, err := latencies(apiClient, proxied+"/small", *requests)
+	if err != nil {
+		return err
+	}
+	row("direct", dLat)
+	row("workspaces/proxy", pLat)
+	fmt.Printf("  ratio proxy/direct: p50 %.2fx  p99 %.2fx\n",
+		benchutil.Ratio(benchutil.Percentile(pLat, 50), benchutil.Percentile(dLat, 50)),
+		benchutil.Ratio(benchutil.Percentile(pLat, 99), benchutil.Percentile(dLat, 99)))
+
+	fmt.Printf("\nlarge download (%d MiB)\n", *largeMiB)
+	dTP, err := throughput(directClient, direct+"/large")
+	if err != nil {
+		return err
+	}
+	pTP, err := throughput(apiClient, proxied+"/large")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  %-18s %8.1f MiB/s\n  %-18s %8.1f MiB/s\n  ratio proxy/direct: %.2fx of the direct throughput\n",
+		"direct", dTP, "workspaces/proxy", pTP, pTP/dTP)
+
+	fmt.Printf("\nWebSocket echo (64 bytes), %d round trips each\n", *echoes)
+	dWS, err := echo(&websocket.Dialer{}, "ws"+strings.TrimPrefix(direct, "http")+"/ws", nil, *echoes)
+	if err != nil {
+		return err
+	}
+	tlsCfg, err := rest.TLSConfigFor(cfg)
+	if err != nil {
+		return err
+	}
+	if tlsCfg == nil {
+		tlsCfg = &tls.Config{}
+	}
+	pWS, err := echo(&websocket.Dialer{TLSClientConfig: tlsCfg}, "wss"+strings.TrimPrefix(proxied, "https")+"/ws", nil, *echoes)
+	if err != nil {
+		return err
+	}
+	row("direct", dWS)
+	row("workspaces/proxy", pWS)
+	fmt.Printf("  ratio proxy/direct: p50 %.2fx  p99 %.2fx\n",
+		benchutil.Ratio(benchutil.Percentile(pWS, 50), benchutil.Percentile(dWS, 50)),
+		benchutil.Ratio(benchutil.Percentile(pWS, 99), benchutil.Percentile(dWS, 99)))
+
+	fmt.Printf("\nreconciler: Workspace create → Deployment and Service exist, burst of %d\n", *burst)
+	lat, err := benchReconcile(ctx, cfg, namespace, *burst)
+	if err != nil {
+		return err
+	}
+	p50, p99 := benchutil.Percentile(lat, 50), benchutil.Percentile(lat, 99)
+	fmt.Printf("  p50 %s (goal ≤ 100 ms: %s)  p99 %s (goal ≤ 500 ms: %s)  max %s\n",
+		benchutil.Ms(p50), verdict(p50 <= 100*time.Millisecond), benchutil.Ms(p99), verdict(p99 <= 500*time.Millisecond),
+		benchutil.Ms(benchutil.Percentile(lat, 100)))
+	return nil
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "MISSED"
+}
+
+func row(name string, d []time.Duration) {
+	fmt.Printf("  %-18s p50 %s  p99 %s\n", name, benchutil.Ms(benchutil.Percentile(d, 50)), benchutil.Ms(benchutil.Percentile(d, 99)))
+}
+
+// backend is the workspace's server: a small reply, a large body, an echo.
+func backend() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/small", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(smallReply) })
+	mux.HandleFunc("/large", func(w http.ResponseWriter, _ *http.Request) {
+		size := *largeMiB << 20
+		w.Header().Set("Content-Length", strconv.Itoa(size))
+		chunk := make([]byte, 1<<16)
+		for sent := 0; sent < size; sent += len(chunk) {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	})
+	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for {
+			mt, msg, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			if c.WriteMessage(mt, msg) != nil {
+				return
+			}
+		}
+	})
+	return mux
+}
+
+// publish creates a Workspace and, playing the EndpointSlice controller
+// for a pod that does not exist, points its Service at ip:port.
+func publish(ctx context.Context, kube kubernetes.Interface, gn guildnetclient.Interface, name, ip string, port int) error {
+	if _, err := gn.GuildnetV1alpha1().Workspaces(namespace).Create(ctx, &v1alpha1.Workspace{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec:       v1alpha1.WorkspaceSpec{Image: "example.com/bench:1", Ports: []v1alpha1.WorkspacePort{{Port: int32(port)}}},
+	}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	_, err := kube.DiscoveryV1().EndpointSlices(namespace).Create(ctx, &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Name: name + "-bench", Labels: map[string]string{
+			discoveryv1.LabelServiceName: guildnet.WorkspaceServiceName(name),
+			guildnet.WorkspaceLabel:      name,
+			discoveryv1.LabelManagedBy:   "guildnet-bench",
+		}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
+		Ports:       []discoveryv1.EndpointPort{{Port: ptr.To(int32(port))}},
+	}, metav1.CreateOptions{})
+	return err
+}
+
+func getOK(c *http.Client, url string) error {
+	resp, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("GET %s: %d %s", url, resp.StatusCode, body)
+	}
+	return nil
+}
+
+func latencies(c *http.Client, url string, n int) ([]time.Duration, error) {
+	if err := getOK(c, url); err != nil { // warm the connection
+		return nil, err
+	}
+	out := make([]time.Duration, 0, n)
+	for range n {
+		start := time.Now()
+		if err := getOK(c, url); err != nil {
+			return nil, err
+		}
+		out = append(out, time.Since(start))
+	}
+	return out, nil
+}
+
+// throughput downloads url once and returns MiB/s.
+func throughput(c *http.Client, url string) (float64, error) {
+	start := time.Now()
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	if want := int64(*largeMiB) << 20; n != want {
+		return 0, fmt.Errorf("downloaded %d bytes of %d", n, want)
+	}
+	return float64(n) / (1 << 20) / time.Since(start).Seconds(), nil
+}
+
+func echo(d *websocket.Dialer, url string, hdr http.Header, n int) ([]time.Duration, error) {
+	c, resp, err := d.Dial(url, hdr)
+	if err != nil {
+		if resp != nil {
+			body, _ := io.ReadAll(resp.Body)
+			return nil, fmt.Errorf("WebSocket %s: %v: %d %s", url, err, resp.StatusCode, body)
+		}
+		return nil, err
+	}
+	defer c.Close()
+	msg := []byte(strings.Repeat("e", 64))
+	out := make([]time.Duration, 0, n)
+	for range n {
+		start := time.Now()
+		if err := c.WriteMessage(websocket.BinaryMessage, msg); err != nil {
+			return nil, err
+		}
+		if _, _, err := c.ReadMessage(); err != nil {
+			return nil, err
+		}
+		out = append(out, time.Since(start))
+	}
+	return out, nil
+}

@@ -1,0 +1,227 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+
+	"github.com/guildnet/guildnet/apis/guildnet"
+	"github.com/guildnet/guildnet/apis/guildnet/v1alpha1"
+	guildnetclient "github.com/guildnet/guildnet/generated/clientset/versioned"
+)
+
+const (
+	// benchInFlight bounds the concurrent Create (and Delete) calls of a burst.
+	benchInFlight = 10
+	// benchWaitLimit bounds the wait for every workspace's objects, so a
+	// stuck reconciler ends the run with an error instead of a hang.
+	benchWaitLimit = 5 * time.Minute
+	// benchImage is what the workspaces run: code-server, the default use,
+	// so each reconcile also generates a password Secret.
+	benchImage = "codercom/code-server:4.100.3"
+)
+
+// benchReconcile creates n workspaces in namespace in a burst (at most
+// benchInFlight Create calls at a time) and measures, for each, the time
+// from its Create call returning until both its Deployment and its Service
+// exist, as seen by informers started before the burst. The durations are
+// in creation order. The workspaces are deleted before it returns, also
+// after an error.
+func benchReconcile(ctx context.Context, cfg *rest.Config, namespace string, n int) (createToReady []time.Duration, err error) {
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	gn, err := guildnetclient.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	workspaces := gn.GuildnetV1alpha1().Workspaces(namespace)
+	t := newReadyTracker(n)
+
+	// Informers on what the reconciler makes, started and synced first so
+	// that no object of the burst is missed.
+	informerCtx, stopInformers := context.WithCancel(ctx)
+	factory := informers.NewSharedInformerFactoryWithOptions(kube, 0,
+		informers.WithNamespace(namespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = guildnet.WorkspaceLabel }))
+	defer func() {
+		stopInformers()
+		factory.Shutdown()
+	}()
+	for _, inf := range []struct {
+		informer toolscache.SharedIndexInformer
+		seen     map[string]time.Time
+	}{
+		{factory.Apps().V1().Deployments().Informer(), t.deployment},
+		{factory.Core().V1().Services().Informer(), t.service},
+	} {
+		seen := inf.seen
+		if _, err := inf.informer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+			AddFunc: func(obj any) { t.saw(seen, workspaceOf(obj)) },
+		}); err != nil {
+			return nil, err
+		}
+	}
+	factory.Start(informerCtx.Done())
+	for typ, ok := range factory.WaitForCacheSync(informerCtx.Done()) {
+		if !ok {
+			return nil, fmt.Errorf("the %v informer in namespace %s did not sync: %w", typ, namespace, context.Cause(informerCtx))
+		}
+	}
+
+	// The burst.
+	var (
+		mu        sync.Mutex
+		names     []string
+		createErr []error
+		wg        sync.WaitGroup
+		slots     = make(chan struct{}, benchInFlight)
+	)
+	for i := 0; i < n; i++ {
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			ws, err := workspaces.Create(ctx, &v1alpha1.Workspace{
+				ObjectMeta: metav1.ObjectMeta{GenerateName: "bench-"},
+				Spec:       v1alpha1.WorkspaceSpec{Image: benchImage},
+			}, metav1.CreateOptions{})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				createErr = append(createErr, err)
+				return
+			}
+			names = append(names, ws.Name)
+			t.created(ws.Name)
+		}()
+	}
+	wg.Wait()
+	defer func() {
+		if derr := deleteWorkspaces(ctx, gn, namespace, names); derr != nil {
+			err = errors.Join(err, derr)
+		}
+	}()
+	if len(createErr) > 0 {
+		return nil, fmt.Errorf("creating %d of %d workspaces failed, the first: %w", len(createErr), n, createErr[0])
+	}
+
+	waitCtx, cancel := context.WithTimeout(ctx, benchWaitLimit)
+	defer cancel()
+	for ready := 0; ready < len(names); ready++ {
+		select {
+		case <-t.complete:
+		case <-waitCtx.Done():
+			return nil, fmt.Errorf("only %d of %d workspaces got their Deployment and Service within %s: is the workspace reconciler running (guildnet-apiserver --reconcile)? %w",
+				ready, len(names), benchWaitLimit, context.Cause(waitCtx))
+		}
+	}
+	return t.durations(names), nil
+}
+
+// workspaceOf is the workspace an informer's object belongs to.
+func workspaceOf(obj any) string {
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		return o.Labels[guildnet.WorkspaceLabel]
+	case *corev1.Service:
+		return o.Labels[guildnet.WorkspaceLabel]
+	}
+	return ""
+}
+
+// readyTracker records when each workspace's Create returned and when its
+// Deployment and Service were first seen, in whichever order they come.
+type readyTracker struct {
+	mu                             sync.Mutex
+	createdAt, deployment, service map[string]time.Time
+	done                           map[string]bool
+	// complete receives each workspace once all three are known.
+	complete chan string
+}
+
+func newReadyTracker(n int) *readyTracker {
+	return &readyTracker{
+		createdAt: map[string]time.Time{}, deployment: map[string]time.Time{}, service: map[string]time.Time{},
+		done: map[string]bool{}, complete: make(chan string, n),
+	}
+}
+
+func (t *readyTracker) created(name string) { t.saw(t.createdAt, name) }
+
+func (t *readyTracker) saw(m map[string]time.Time, name string) {
+	if name == "" {
+		return
+	}
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := m[name]; !ok {
+		m[name] = now
+	}
+	_, c := t.createdAt[name]
+	_, d := t.deployment[name]
+	_, s := t.service[name]
+	// Only workspaces of this burst have a creation time, so at most n
+	// names complete and the send never blocks.
+	if c && d && s && !t.done[name] {
+		t.done[name] = true
+		t.complete <- name
+	}
+}
+
+// durations are, per name, from Create returning to the later of the
+// Deployment and the Service; zero if both were seen before Create returned.
+func (t *readyTracker) durations(names []string) []time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]time.Duration, 0, len(names))
+	for _, name := range names {
+		last := t.deployment[name]
+		if s := t.service[name]; s.After(last) {
+			last = s
+		}
+		out = append(out, max(last.Sub(t.createdAt[name]), 0))
+	}
+	return out
+}
+
+// deleteWorkspaces deletes the named workspaces (the garbage collector
+// removes their objects), even when ctx has ended.
+func deleteWorkspaces(ctx context.Context, gn guildnetclient.Interface, namespace string, names []string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	var (
+		mu    sync.Mutex
+		errs  []error
+		wg    sync.WaitGroup
+		slots = make(chan struct{}, benchInFlight)
+	)
+	for _, name := range names {
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			err := gn.GuildnetV1alpha1().Workspaces(namespace).Delete(ctx, name, metav1.DeleteOptions{})
+			if err != nil && !apierrors.IsNotFound(err) {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("deleting workspace %s/%s: %w", namespace, name, err))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
