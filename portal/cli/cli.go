@@ -66,6 +66,7 @@ else ~/.guildnet).`,
 		newRemoveCommand(g),
 		newExportCommand(g),
 		newMakeJoinConfigCommand(),
+		newServeCommand(g),
 	)
 	return root
 }
