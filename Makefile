@@ -9,17 +9,27 @@ BIN   := _output/bin
 INTEGRATION_TIMEOUT ?= 40m
 
 .PHONY: all build tools deps dev test test-unit test-integration verify verify-codegen bench \
-        verify-gofmt vet codegen bench clean help
+        verify-gofmt vet codegen bench clean help chromium code-server
 
 all: build
 
 help: ## List the targets.
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-deps: hack/reqlite/node_modules/.package-lock.json ## Install npm packages (reqlite) from the lockfile.
+deps: hack/reqlite/node_modules/.package-lock.json hack/browser/node_modules/.package-lock.json ## Install npm packages (reqlite, playwright-core) from the lockfiles.
 
 hack/reqlite/node_modules/.package-lock.json: hack/reqlite/package.json hack/reqlite/package-lock.json
 	npm ci --prefix hack/reqlite --no-audit --no-fund
+
+# playwright-core only; the browser is Debian's chromium (target chromium), never a download.
+hack/browser/node_modules/.package-lock.json: hack/browser/package.json hack/browser/package-lock.json
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix hack/browser --no-audit --no-fund
+
+chromium: ## Debian's Chromium for the browser tests (apt-get as root when missing).
+	hack/browser/ensure-chromium.sh
+
+code-server: ## Install code-server on its own Node 24 into the cache (minutes once, then instant).
+	hack/code-server/install.sh
 
 tools: ## Build etcd, kube-apiserver, kube-controller-manager, kubectl v1.37.2 (cached).
 	hack/build-tools.sh
@@ -35,7 +45,7 @@ test: verify test-unit test-integration ## Everything CI runs: checks, unit and 
 test-unit: deps ## Unit tests (no control plane; reqlite where storage needs it).
 	$(GO) test -count=1 ./apis/... ./pkg/... ./cmd/... ./portal/...
 
-test-integration: deps tools build ## Integration tests against a real local control plane.
+test-integration: deps tools build chromium code-server ## Integration tests against a real local control plane, and browser tests.
 	PATH="$(CURDIR)/_output/tools/bin:$$PATH" $(GO) test -count=1 -p 1 -timeout $(INTEGRATION_TIMEOUT) ./test/...
 
 verify: verify-gofmt vet verify-codegen ## Static checks.
