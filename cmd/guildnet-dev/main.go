@@ -1,13 +1,15 @@
 // Command guildnet-dev runs GuildNet's local control plane in the
 // foreground (what `make dev` runs): etcd, kube-apiserver with the
 // aggregation layer, kube-controller-manager, reqlite and guildnet-apiserver
-// behind a real APIService. Ctrl-C stops everything.
+// behind a real APIService, and the portal, already joined to that cluster.
+// Ctrl-C stops everything.
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -18,9 +20,15 @@ import (
 
 func main() {
 	dir := flag.String("dir", envOr("GUILDNET_DEV_DIR", filepath.Join("_output", "dev")),
-		"Folder for certificates, kubeconfigs, data and logs (also $GUILDNET_DEV_DIR). It is wiped at start: each run is a fresh cluster.")
+		"Folder for certificates, kubeconfigs, data and logs (also $GUILDNET_DEV_DIR). The cluster in it is wiped at start: each run is a fresh cluster. Only the portal's token (portal/portal-token) is kept, so a browser stays logged in across runs.")
+	listenDefault := defaultPortalListen
+	if v, ok := os.LookupEnv("GUILDNET_DEV_PORTAL_LISTEN"); ok {
+		listenDefault = v // empty too: no portal
+	}
+	portalListen := flag.String("portal-listen", listenDefault,
+		"Loopback IP:PORT the portal listens on (also $GUILDNET_DEV_PORTAL_LISTEN). A fixed port keeps the portal's URL, and so bookmarks and workspace origins, the same across runs; 127.0.0.1:0 picks a free port; empty runs without the portal.")
 	flag.Parse()
-	if err := run(*dir); err != nil {
+	if err := run(*dir, *portalListen); err != nil {
 		fmt.Fprintf(os.Stderr, "guildnet-dev: %v\n", err)
 		os.Exit(1)
 	}
@@ -33,15 +41,24 @@ func envOr(key, def string) string {
 	return def
 }
 
-func run(dir string) error {
+func run(dir, portalListen string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return err
 	}
+	var portalLn net.Listener
+	if portalListen != "" {
+		if portalLn, err = listenPortal(portalListen); err != nil {
+			return err
+		}
+	}
 	env, err := devenv.Start(ctx, devenv.Options{Dir: abs, Progress: os.Stdout})
 	if err != nil {
+		if portalLn != nil {
+			portalLn.Close()
+		}
 		return err
 	}
 	defer func() {
@@ -50,10 +67,27 @@ func run(dir string) error {
 			fmt.Fprintf(os.Stderr, "guildnet-dev: stopping: %v\n", err)
 		}
 	}()
+	portalLine := "  Portal: off (--portal-listen is empty)\n"
+	var portalErr <-chan error
+	if portalLn != nil {
+		fmt.Println("guildnet-dev: starting the portal and joining it to the cluster")
+		p, err := startPortal(ctx, env, portalLn)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil // Ctrl-C while starting: not the portal's fault
+			}
+			return fmt.Errorf("starting the portal: %w (run with --portal-listen= to go on without it)", err)
+		}
+		defer p.Stop()
+		portalErr = p.Err()
+		portalLine = fmt.Sprintf("  Portal: %s\n          (joined as %s, edit rights in namespace %s; cluster id %s; log %s)\n",
+			p.URL, p.User, portalNamespace, p.ClusterID, filepath.Base(p.Log))
+	}
 	fmt.Printf(`
 GuildNet dev environment ready
 
   export KUBECONFIG=%[1]s
+%[6]s
   kubectl api-resources --api-group=guildnet.io
   kubectl get --raw /apis/guildnet.io/v1alpha1
   kubectl explain workspace.spec
@@ -64,8 +98,14 @@ GuildNet dev environment ready
   logs:                %[5]s
 
 Press Ctrl-C to stop.
-`, env.AdminKubeconfig, env.KubeAPIServerURL, env.GuildNetAPIServerPort, env.RethinkDBAddr, filepath.Join(env.Dir, "logs"))
-	<-ctx.Done()
+`, env.AdminKubeconfig, env.KubeAPIServerURL, env.GuildNetAPIServerPort, env.RethinkDBAddr, filepath.Join(env.Dir, "logs"), portalLine)
+	select {
+	case <-ctx.Done():
+	case err := <-portalErr:
+		if err = servedErr(err); err != nil {
+			return err
+		}
+	}
 	// Restore default signal handling: a second Ctrl-C ends us at once.
 	stop()
 	return nil

@@ -181,7 +181,14 @@ async function main() {
     }
 
     // 1. The password page (code-server redirects to ./login when auth is on).
+    // The first page may be a step on the way: workspaces/proxy turns
+    // redirects into a page that refreshes (kube-apiserver's aggregation
+    // layer refuses 3xx answers), so wait for either destination.
     const password = page.locator('.login-form input[name="password"]');
+    await Promise.race([
+      password.first().waitFor({ state: 'attached', timeout: remaining() }),
+      page.locator('.monaco-workbench').first().waitFor({ state: 'attached', timeout: remaining() }),
+    ]).catch(() => {});
     if (await password.count()) {
       if (opts.password === undefined) return fail('code-server asks for a password and --password was not given');
       await password.fill(opts.password);

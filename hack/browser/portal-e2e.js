@@ -22,7 +22,7 @@
 //        the page must show it without a reload
 //   {"step":"waiting-for-workspace-running","workspace":W}  the Go side now
 //        plays the kubelet (pod Ready); the page must show Running
-//   {"step":"done","status":"ok","timings":{...},"screenshots":[...]}
+//   {"step":"done","status":"ok","timings":{...},"screenshots":[...],"consoleErrorCount":N}
 // On failure, one line
 //   {"step":S,"status":"failed","error":..,"visibleErrors":[..],"screenshot":FILE,"url":..,...}
 // then "portal-e2e: step S: REASON" on stderr, exit 1. visibleErrors are the
@@ -101,6 +101,15 @@ const emit = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
 const sel = (testid, attrs = {}) =>
   `[data-testid="${testid}"]` + Object.entries(attrs).map(([k, v]) => `[data-${k}="${v}"]`).join('');
 
+// playwrightError shortens Playwright's message to its first line and the
+// locator it was waiting for (the rest of its call log is noise here).
+function playwrightError(err) {
+  const msg = String(err.message || err);
+  const [head, log = ''] = msg.split(/Call log:/);
+  const waiting = /waiting for (.*)/.exec(log);
+  return oneLine(head) + (waiting ? ` (waiting for ${oneLine(waiting[1])})` : '');
+}
+
 // A failure of one step: what was expected, and what the page showed.
 class StepError extends Error {}
 
@@ -117,8 +126,9 @@ async function visibleErrors(page, scope = '') {
         if (!el.getClientRects().length) continue; // hidden
         const t = (el.innerText || el.textContent || '').replace(/\s+/g, ' ').trim();
         const title = el.getAttribute('title');
-        const text = title && !t.includes(title) ? `${t} (${title})` : t;
-        if (text && !out.includes(text)) out.push(text);
+        const body = title && !t.includes(title) ? `${t} (${title})` : t;
+        const text = `${el.getAttribute('data-testid')}: ${body}`;
+        if (body && !out.includes(text)) out.push(text);
       }
       return out;
     }, selector);
@@ -171,11 +181,12 @@ async function main() {
         const v = await check();
         if (v) return v;
       } catch (err) {
-        last = oneLine(err.message).split(' Call log')[0];
+        last = playwrightError(err);
       }
       if (failScope) {
         const errs = await visibleErrors(page, failScope);
-        if (errs.length) throw new StepError(`${what}: the page shows an error: ${errs.join('; ')}`);
+        // The texts go into the report's visibleErrors (once).
+        if (errs.length) throw new StepError(`${what}: an error box appeared in ${failScope} instead`);
       }
       await sleep(200);
     }
@@ -190,7 +201,8 @@ async function main() {
   }
 
   const count = (selector) => page.locator(selector).count();
-  const attr = (selector, name) => page.locator(selector).first().getAttribute(name, { timeout: 1000 });
+  // data(selector, 'status') is the first match's data-status.
+  const data = (selector, name) => page.locator(selector).first().getAttribute(`data-${name}`, { timeout: 1000 });
   const text = async (selector) => oneLine(await page.locator(selector).first().innerText({ timeout: 1000 }));
   const hash = () => new URL(page.url()).hash;
 
@@ -213,11 +225,11 @@ async function main() {
   // A Ready status cell (ReadyCell: data-status, data-reason) of one row.
   async function waitReady(what, rowSel, cellTestid, failScope) {
     const cell = `${rowSel} ${sel(cellTestid)}`;
-    await poll(`${what} Ready=True`, async () => (await attr(cell, 'data-status')) === 'True', {
+    await poll(`${what} Ready=True`, async () => (await data(cell, 'status')) === 'True', {
       failScope,
-      describe: async () => `status "${await attr(cell, 'data-status')}", reason "${await attr(cell, 'data-reason')}": ${await text(cell)}`,
+      describe: async () => `status "${await data(cell, 'status')}", reason "${await data(cell, 'reason')}": ${await text(cell)}`,
     });
-    return { reason: await attr(cell, 'data-reason') };
+    return { reason: await data(cell, 'reason') };
   }
 
   const db = opts.database;
@@ -247,9 +259,11 @@ async function main() {
       await poll('the join result (join-result)', () => count(sel('join-result')), { failScope: form });
       const row = sel('cluster-row');
       await poll('the joined cluster in the list (cluster-row)', async () => (await count(row)) === 1);
-      clusterId = await attr(row, 'cluster-id');
-      const rowText = await text(row);
-      return { clusterId, row: rowText, screenshot: await shot('02-cluster-joined.png') };
+      clusterId = await data(row, 'cluster-id');
+      // Columns: name, id, server, defaults (clusters.tsx).
+      const [name, , server, defaults] = (await page.locator(`${row} td`).allInnerTexts()).map(oneLine);
+      if (name !== opts.clusterName) throw new StepError(`the joined cluster is listed as "${name}", want "${opts.clusterName}"`);
+      return { clusterId, name, server, defaults, screenshot: await shot('02-cluster-joined.png') };
     });
 
     await step('open-cluster', async () => {
@@ -286,7 +300,12 @@ async function main() {
 
     await step('table', async () => {
       const form = sel('table-create-form');
-      await poll(`database ${db} offered in the table form`, () => count(`${sel('table-database')} option[value="${db}"]`));
+      // Preact sets an option's value as a property, not an attribute: ask
+      // the element rather than a CSS [value=] selector.
+      const offered = () => page.getByTestId('table-database').evaluate((s) => [...s.options].map((o) => o.value), null, { timeout: 1000 });
+      await poll(`database ${db} offered in the table form`, async () => (await offered()).includes(db), {
+        describe: async () => `options ${JSON.stringify(await offered())}`,
+      });
       await page.getByTestId('table-database').selectOption(db);
       await page.getByTestId('table-name').fill(opts.table);
       await page.getByTestId('table-create').click();
@@ -301,9 +320,9 @@ async function main() {
       const want = `#/c/${clusterId}/${ns}/tables/${tableName}`;
       await poll(`the row browser at ${want}`, () => decodeURIComponent(hash()) === want, { describe: async () => `URL ${hash()}` });
       const live = sel('live-indicator');
-      await poll('the live indicator at "live" (tables/watch open)', async () => (await attr(live, 'state')) === 'live', {
+      await poll('the live indicator at "live" (tables/watch open)', async () => (await data(live, 'state')) === 'live', {
         failScope: 'main',
-        describe: async () => `live-indicator "${await attr(live, 'state')}"`,
+        describe: async () => `live-indicator "${await data(live, 'state')}"`,
       });
       await poll('an empty table (rows-empty)', () => count(sel('rows-empty')), { failScope: 'main' });
       return { screenshot: await shot('05-row-browser.png') };
@@ -338,11 +357,11 @@ async function main() {
       const rowSel = sel('row', { key });
       await poll(`row ${key}, inserted by another client, shown live (no reload)`, async () =>
         (await count(rowSel)) > 0 && (await count(sel('recent-change', { type: 'ADDED', key }))) > 0, {
-        describe: async () => `live-indicator "${await attr(sel('live-indicator'), 'state')}", ${await count(sel('row'))} rows, ${await count(sel('recent-change'))} recent changes`,
+        describe: async () => `live-indicator "${await data(sel('live-indicator'), 'state')}", ${await count(sel('row'))} rows, ${await count(sel('recent-change'))} recent changes`,
       });
       const same = await page.evaluate(() => window.__portalE2E);
       if (same !== marker) throw new StepError(`row ${key} appeared, but the page was reloaded (the UI must follow tables/watch)`);
-      const state = await attr(sel('live-indicator'), 'state');
+      const state = await data(sel('live-indicator'), 'state');
       if (state !== 'live') throw new StepError(`row ${key} appeared, but the live indicator says "${state}"`);
       const cell = await text(`${rowSel} [data-field="name"]`);
       return { key, name: cell, screenshot: await shot('07-row-from-other-client.png') };
@@ -361,7 +380,7 @@ async function main() {
       // The reconciler writes a phase and a Ready condition (Starting:
       // there is no kubelet yet).
       await poll(`workspace ${opts.workspace} with a phase and a Ready condition`, async () =>
-        (await count(row)) && (await attr(phase, 'phase')) && (await attr(reason, 'status')), {
+        (await count(row)) && (await data(phase, 'phase')) && (await data(reason, 'status')), {
         failScope: form,
         describe: async () => `phase "${await text(phase)}", reason "${await text(reason)}"`,
       });
@@ -380,7 +399,7 @@ async function main() {
       const ready = `${row} ${sel('ws-ready')}`;
       const reason = `${row} ${sel('ws-reason')}`;
       await poll(`workspace ${opts.workspace} Running with 1 ready replica`, async () =>
-        (await attr(phase, 'phase')) === 'Running' && (await text(ready)) === '1' && (await attr(reason, 'status')) === 'True', {
+        (await data(phase, 'phase')) === 'Running' && (await text(ready)) === '1' && (await data(reason, 'status')) === 'True', {
         timeoutMs: opts.stepTimeoutMs * 1.5,
         describe: async () => `phase "${await text(phase)}", ready "${await text(ready)}", reason "${await text(reason)}"`,
       });
@@ -397,7 +416,7 @@ async function main() {
   try {
     await run();
   } catch (err) {
-    failure = err instanceof StepError ? err.message : `unexpected error: ${oneLine(err.message).split(' Call log')[0]}`;
+    failure = err instanceof StepError ? err.message : `unexpected error: ${playwrightError(err)}`;
   }
 
   if (failure) {
@@ -417,7 +436,7 @@ async function main() {
     process.exit(1);
   }
   await browser.close().catch(() => {});
-  emit({ step: 'done', status: 'ok', timings, screenshots, consoleErrors: consoleErrors.length });
+  emit({ step: 'done', status: 'ok', timings, screenshots, consoleErrorCount: consoleErrors.length });
 }
 
 main().catch((err) => {

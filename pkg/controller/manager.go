@@ -8,6 +8,8 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/discovery"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -26,11 +28,20 @@ type Options struct {
 	LeaderElectionNamespace string
 	// Resync is how often Ready objects are looked at again (row and table counts).
 	Resync time.Duration
+	// KubeAPIQPS and KubeAPIBurst bound the reconcilers' requests to
+	// kube-apiserver on the client side.
+	KubeAPIQPS   float32
+	KubeAPIBurst int
 }
 
 // NewOptions returns the defaults: enabled, with leader election in guildnet-system.
 func NewOptions() *Options {
-	return &Options{Enabled: true, LeaderElect: true, LeaderElectionNamespace: "guildnet-system", Resync: time.Minute}
+	// A new workspace costs about four writes (Secret, Deployment, Service,
+	// status); client-go's usual 20 QPS would let a burst of a hundred
+	// workspaces wait tens of seconds on the client's own throttle, while
+	// kube-apiserver's priority and fairness protects it anyway.
+	return &Options{Enabled: true, LeaderElect: true, LeaderElectionNamespace: "guildnet-system", Resync: time.Minute,
+		KubeAPIQPS: 200, KubeAPIBurst: 400}
 }
 
 // AddFlags adds the --reconcile* and --leader-elect* flags.
@@ -38,6 +49,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.Enabled, "reconcile", o.Enabled, "Run the reconcilers in this process: workspaces become Deployments, Services, volumes and password Secrets; databases and tables become RethinkDB databases and tables. Turn off to run them elsewhere or not at all.")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "Let one replica at a time reconcile, elected through a Lease.")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", o.LeaderElectionNamespace, "Namespace of the reconcilers' leader-election Lease.")
+	fs.Float32Var(&o.KubeAPIQPS, "reconcile-kube-api-qps", o.KubeAPIQPS, "Requests per second the reconcilers may send to kube-apiserver (client-side limit; kube-apiserver's API priority and fairness applies on top).")
+	fs.IntVar(&o.KubeAPIBurst, "reconcile-kube-api-burst", o.KubeAPIBurst, "Requests the reconcilers may send at once above --reconcile-kube-api-qps.")
 	fs.DurationVar(&o.Resync, "reconcile-resync", o.Resync, "How often Ready databases and tables are looked at again to refresh their counts.")
 }
 
@@ -46,6 +59,9 @@ func (o *Options) Validate() []error {
 	var errs []error
 	if o.Enabled && o.LeaderElect && o.LeaderElectionNamespace == "" {
 		errs = append(errs, fmt.Errorf("--leader-election-namespace must not be empty with --leader-elect"))
+	}
+	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst <= 0 {
+		errs = append(errs, fmt.Errorf("--reconcile-kube-api-qps and --reconcile-kube-api-burst must be positive, got %v and %d", o.KubeAPIQPS, o.KubeAPIBurst))
 	}
 	if o.Resync <= 0 {
 		errs = append(errs, fmt.Errorf("--reconcile-resync must be positive, got %s", o.Resync))
@@ -66,6 +82,8 @@ func Scheme() *runtime.Scheme {
 // kube-apiserver). Metrics and health probes are off: the API server
 // already serves them.
 func (o *Options) NewManager(cfg *rest.Config) (ctrl.Manager, error) {
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = o.KubeAPIQPS, o.KubeAPIBurst
 	return ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        Scheme(),
 		Metrics:                       metricsserver.Options{BindAddress: "0"},
@@ -77,7 +95,30 @@ func (o *Options) NewManager(cfg *rest.Config) (ctrl.Manager, error) {
 	})
 }
 
-// Run starts the manager and blocks until ctx ends.
+// Run starts the manager once kube-apiserver serves guildnet.io (this
+// server's APIService is available), and blocks until ctx ends.
+//
+// Started earlier, the reconcilers' watches on guildnet.io kinds fail with
+// "no matches for kind" and controller-runtime retries them with a growing
+// backoff, so the first objects would wait seconds to be reconciled.
 func Run(ctx context.Context, mgr ctrl.Manager) error {
+	dc, err := discovery.NewDiscoveryClientForConfig(mgr.GetConfig())
+	if err != nil {
+		return err
+	}
+	gv := v1alpha1.SchemeGroupVersion.String()
+	logged := false
+	if err := wait.PollUntilContextCancel(ctx, 250*time.Millisecond, true, func(context.Context) (bool, error) {
+		if _, err := dc.ServerResourcesForGroupVersion(gv); err != nil {
+			if !logged {
+				ctrl.Log.Info("Waiting for kube-apiserver to serve the API group before reconciling (is the APIService registered and Available?)", "groupVersion", gv, "err", err.Error())
+				logged = true
+			}
+			return false, nil
+		}
+		return true, nil
+	}); err != nil {
+		return err
+	}
 	return mgr.Start(ctx)
 }

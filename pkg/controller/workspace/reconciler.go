@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -31,7 +32,7 @@ import (
 
 // maxConcurrentReconciles: a reconcile mostly waits on kube-apiserver, so
 // a burst of new workspaces is served in parallel.
-const maxConcurrentReconciles = 4
+const maxConcurrentReconciles = 16
 
 // Reconciler keeps each Workspace's Deployment, Service, home claim and
 // password Secret in line with its spec, and its status with what they do.
@@ -211,17 +212,25 @@ func (r *Reconciler) apply(ctx context.Context, ws *v1alpha1.Workspace) []string
 			errs = append(errs, msg)
 		}
 	}
-	dep := Deployment(ws)
-	if err := r.applyIfChanged(ctx, "Deployment", dep, &appsv1.Deployment{}, key(*dep.Name), func(o client.Object) (any, error) {
-		return appsv1ac.ExtractDeployment(o.(*appsv1.Deployment), FieldOwner)
-	}); err != nil {
-		errs = append(errs, fmt.Sprintf("Deployment %s: %v%s", *dep.Name, err, forbiddenHint(err)))
-	}
-	svc := Service(ws)
-	if err := r.applyIfChanged(ctx, "Service", svc, &corev1.Service{}, key(*svc.Name), func(o client.Object) (any, error) {
+	// The Deployment and the Service do not depend on each other: apply
+	// them at once, so a new workspace waits for one round trip, not two.
+	dep, svc := Deployment(ws), Service(ws)
+	var depErr, svcErr error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		depErr = r.applyIfChanged(ctx, "Deployment", dep, &appsv1.Deployment{}, key(*dep.Name), func(o client.Object) (any, error) {
+			return appsv1ac.ExtractDeployment(o.(*appsv1.Deployment), FieldOwner)
+		})
+	})
+	svcErr = r.applyIfChanged(ctx, "Service", svc, &corev1.Service{}, key(*svc.Name), func(o client.Object) (any, error) {
 		return corev1ac.ExtractService(o.(*corev1.Service), FieldOwner)
-	}); err != nil {
-		errs = append(errs, fmt.Sprintf("Service %s: %v%s", *svc.Name, err, forbiddenHint(err)))
+	})
+	wg.Wait()
+	if depErr != nil {
+		errs = append(errs, fmt.Sprintf("Deployment %s: %v%s", *dep.Name, depErr, forbiddenHint(depErr)))
+	}
+	if svcErr != nil {
+		errs = append(errs, fmt.Sprintf("Service %s: %v%s", *svc.Name, svcErr, forbiddenHint(svcErr)))
 	}
 	return errs
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/guildnet/guildnet/apis/guildnet"
 	"github.com/guildnet/guildnet/apis/guildnet/v1alpha1"
 	guildnetclient "github.com/guildnet/guildnet/generated/clientset/versioned"
+	guildnetinformers "github.com/guildnet/guildnet/generated/informers/externalversions"
 )
 
 const (
@@ -74,6 +75,21 @@ func benchReconcile(ctx context.Context, cfg *rest.Config, namespace string, n i
 			return nil, err
 		}
 	}
+	// When each workspace's ADDED event reaches a watcher: the part of the
+	// latency that is guildnet-apiserver's storage and watch, before the
+	// reconciler can act.
+	gnFactory := guildnetinformers.NewSharedInformerFactoryWithOptions(gn, 0, guildnetinformers.WithNamespace(namespace))
+	defer func() {
+		stopInformers() // Shutdown waits for the informers to stop
+		gnFactory.Shutdown()
+	}()
+	if _, err := gnFactory.Guildnet().V1alpha1().Workspaces().Informer().AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) { t.sawWatch(obj.(*v1alpha1.Workspace).Name) },
+	}); err != nil {
+		return nil, err
+	}
+	gnFactory.Start(informerCtx.Done())
+	gnFactory.WaitForCacheSync(informerCtx.Done())
 	factory.Start(informerCtx.Done())
 	for typ, ok := range factory.WaitForCacheSync(informerCtx.Done()) {
 		if !ok {
@@ -128,8 +144,12 @@ func benchReconcile(ctx context.Context, cfg *rest.Config, namespace string, n i
 				ready, len(names), benchWaitLimit, context.Cause(waitCtx))
 		}
 	}
+	watchDelay = t.watchDelays(names)
 	return t.durations(names), nil
 }
+
+// watchDelay is filled by benchReconcile: Create → ADDED event per workspace.
+var watchDelay []time.Duration
 
 // workspaceOf is the workspace an informer's object belongs to.
 func workspaceOf(obj any) string {
@@ -147,6 +167,7 @@ func workspaceOf(obj any) string {
 type readyTracker struct {
 	mu                             sync.Mutex
 	createdAt, deployment, service map[string]time.Time
+	watched                        map[string]time.Time
 	done                           map[string]bool
 	// complete receives each workspace once all three are known.
 	complete chan string
@@ -154,12 +175,35 @@ type readyTracker struct {
 
 func newReadyTracker(n int) *readyTracker {
 	return &readyTracker{
-		createdAt: map[string]time.Time{}, deployment: map[string]time.Time{}, service: map[string]time.Time{},
+		createdAt: map[string]time.Time{}, deployment: map[string]time.Time{}, service: map[string]time.Time{}, watched: map[string]time.Time{},
 		done: map[string]bool{}, complete: make(chan string, n),
 	}
 }
 
 func (t *readyTracker) created(name string) { t.saw(t.createdAt, name) }
+
+func (t *readyTracker) sawWatch(name string) {
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.watched[name]; !ok {
+		t.watched[name] = now
+	}
+}
+
+// watchDelays are, per name, from Create returning to a watcher getting
+// the workspace's ADDED event (zero if it came first).
+func (t *readyTracker) watchDelays(names []string) []time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []time.Duration
+	for _, name := range names {
+		if w, ok := t.watched[name]; ok {
+			out = append(out, max(w.Sub(t.createdAt[name]), 0))
+		}
+	}
+	return out
+}
 
 func (t *readyTracker) saw(m map[string]time.Time, name string) {
 	if name == "" {
