@@ -9,7 +9,7 @@ BIN   := _output/bin
 INTEGRATION_TIMEOUT ?= 40m
 
 .PHONY: all build tools deps dev test test-unit test-integration verify verify-codegen bench \
-        verify-gofmt vet codegen bench clean help chromium code-server
+        verify-gofmt vet verify-ui codegen bench clean help chromium code-server
 
 all: build
 
@@ -48,7 +48,10 @@ test-unit: deps ## Unit tests (no control plane; reqlite where storage needs it)
 test-integration: deps tools build chromium code-server ## Integration tests against a real local control plane, and browser tests.
 	PATH="$(CURDIR)/_output/tools/bin:$$PATH" $(GO) test -count=1 -p 1 -timeout $(INTEGRATION_TIMEOUT) ./test/...
 
-verify: verify-gofmt vet verify-codegen ## Static checks.
+verify: verify-gofmt vet verify-codegen verify-ui ## Static checks.
+
+verify-ui: ## Fail when portal/ui/dist is not what portal/ui/build.sh makes from the sources.
+	portal/ui/verify.sh
 
 verify-gofmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^generated/')); \
@@ -66,6 +69,7 @@ codegen: ## Regenerate code from the API types.
 clean: ## Remove build output (not the cached tools).
 	rm -rf _output
 
-bench: deps tools build ## Benchmarks: storage vs a CRD, tables/rows and tables/watch vs rethinkdb-go (p50/p99, ratios).
+bench: deps tools build ## Benchmarks: storage vs a CRD, tables/rows and tables/watch vs rethinkdb-go, workspaces/proxy vs direct and the workspace reconciler (p50/p99, ratios).
 	$(GO) run ./test/bench/storage
 	$(GO) run ./test/bench/rows
+	PATH="$(CURDIR)/_output/tools/bin:$$PATH" $(GO) run ./test/bench/workspace

@@ -252,13 +252,19 @@ func (e *Env) Stop() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var errs []error
+	// kube-controller-manager first: its open watches on guildnet.io would
+	// otherwise hold guildnet-apiserver's graceful shutdown for its full
+	// timeout.
+	if err := e.kcm.stop(10 * time.Second); err != nil {
+		errs = append(errs, err)
+	}
 	for _, r := range e.replicas {
 		if err := r.proc.stop(10 * time.Second); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	e.replicas = nil
-	for _, p := range []*process{e.guildnet, e.kcm, e.kubeAPI} {
+	for _, p := range []*process{e.guildnet, e.kubeAPI} {
 		if err := p.stop(10 * time.Second); err != nil {
 			errs = append(errs, err)
 		}
