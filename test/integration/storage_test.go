@@ -87,8 +87,10 @@ metadata: {name: dev}
 spec: {image: codercom/code-server:4.99.0}
 `))
 
-	// Printer columns.
-	checkColumns(t, k("get", "workspaces"), []string{"NAME", "PHASE", "READY", "IMAGE", "AGE"}, []string{"dev", "0/1", "codercom/code-server:4.99.0"})
+	// Printer columns. The reconciler creates the workspace's Deployment; with
+	// no node to run it, the workspace stays Starting.
+	k("wait", "--for=jsonpath={.status.phase}=Starting", "--timeout=60s", "workspace/dev")
+	checkColumns(t, k("get", "workspaces"), []string{"NAME", "PHASE", "READY", "IMAGE", "AGE"}, []string{"dev", "Starting", "0/1", "codercom/code-server:4.99.0"})
 	// The reconciler makes the database and table; kubectl wait sees it.
 	k("wait", "--for=condition=Ready", "--timeout=60s", "database/orders", "table/orders.items")
 	checkColumns(t, k("get", "databases"), []string{"NAME", "RETHINKDB NAME", "TABLES", "READY", "AGE"},
