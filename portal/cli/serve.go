@@ -72,7 +72,10 @@ The node's keys stay in the state dir (tailnet/), so it keeps its name and
 addresses across restarts. Its first start needs an auth key
 (--tailnet-auth-key-file, else $TS_AUTHKEY) or a login: without a key,
 serve logs a login URL and waits. Workspaces cannot be opened from a
-tailnet device (their *.localhost hosts are loopback to that device).`,
+tailnet device (their *.localhost hosts are loopback to that device).
+With Tailscale's control server the node uploads its logs to Tailscale, as
+every Tailscale client does (TS_NO_LOGS_NO_SUPPORT=true turns that off);
+with another control server it uploads none.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error { return o.run(cmd, g) },
 	}
