@@ -11,7 +11,9 @@
 // localhost:PORT and [::1]:PORT), and to one host per opened workspace,
 // http://<workspace>--<namespace>--<cluster>.localhost:PORT. Any other Host
 // header gets 421: that allow-list is what stops DNS rebinding, since a
-// rebinding page sends its own name.
+// rebinding page sends its own name. Another listener adds its own Hosts,
+// with its own port, through Config.AllowHost (the tailnet listener of
+// portal/tailnet does).
 //
 // On its own host the portal needs a session: the printed URL
 // /?token=TOKEN sets the cookie guildnet_session (HttpOnly,

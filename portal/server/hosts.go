@@ -160,10 +160,13 @@ type hosts struct {
 	port int
 	// main are the names of the portal itself.
 	main map[string]bool
+	// allow, if set, admits further Hosts of the portal, with any port
+	// (Config.AllowHost).
+	allow func(host string, port int) bool
 }
 
-func newHosts(port int, extra []string) *hosts {
-	h := &hosts{port: port, main: map[string]bool{}}
+func newHosts(port int, extra []string, allow func(host string, port int) bool) *hosts {
+	h := &hosts{port: port, main: map[string]bool{}, allow: allow}
 	for _, name := range append([]string{"127.0.0.1", "localhost", "::1"}, extra...) {
 		h.main[strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(name, "["), "]"))] = true
 	}
@@ -174,16 +177,21 @@ func newHosts(port int, extra []string) *hosts {
 // something the portal does not answer to.
 func (h *hosts) classify(host string) (hostKind, hostPort, workspaceRef) {
 	hp, ok := parseHostPort(host)
-	if !ok || hp.port != h.port {
+	if !ok {
 		return hostUnknown, hp, workspaceRef{}
 	}
-	if h.main[hp.host] {
-		return hostMain, hp, workspaceRef{}
-	}
-	if label, ok := strings.CutSuffix(hp.host, "."+workspaceDomain); ok && !strings.Contains(label, ".") {
-		if w, ok := parseWorkspaceLabel(label); ok {
-			return hostWorkspace, hp, w
+	if hp.port == h.port {
+		if h.main[hp.host] {
+			return hostMain, hp, workspaceRef{}
 		}
+		if label, ok := strings.CutSuffix(hp.host, "."+workspaceDomain); ok && !strings.Contains(label, ".") {
+			if w, ok := parseWorkspaceLabel(label); ok {
+				return hostWorkspace, hp, w
+			}
+		}
+	}
+	if h.allow != nil && h.allow(hp.host, hp.port) {
+		return hostMain, hp, workspaceRef{}
 	}
 	return hostUnknown, hp, workspaceRef{}
 }

@@ -54,6 +54,14 @@ type Config struct {
 	// ExtraHosts are more names (or IPs) the portal answers to besides
 	// 127.0.0.1, localhost and ::1, e.g. when it listens on a LAN address.
 	ExtraHosts []string
+	// AllowHost, when set, admits more Hosts of the portal itself, each
+	// with its own port: those of another listener whose names are known
+	// only once it runs and may change, such as the tailnet listener
+	// (portal/tailnet). host is lower-case, an IPv6 address without
+	// brackets; port is 80 when the Host has none. It is asked only about
+	// Hosts that are neither the portal's own names on Port nor workspace
+	// hosts, and must be cheap: it runs on every such request.
+	AllowHost func(host string, port int) bool
 	// UI holds the single-page app: index.html at its root, assets below.
 	// Nil serves a small built-in page instead.
 	UI fs.FS
@@ -97,7 +105,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.TicketTTL <= 0 {
 		cfg.TicketTTL = DefaultTicketTTL
 	}
-	s := &Server{cfg: cfg, hosts: newHosts(cfg.Port, cfg.ExtraHosts)}
+	s := &Server{cfg: cfg, hosts: newHosts(cfg.Port, cfg.ExtraHosts, cfg.AllowHost)}
 	s.sessionValue = s.mac("main session")
 	s.tickets = newTickets(cfg.TicketTTL)
 	s.workspaceFrameAncestors = strings.Join(append([]string{"'self'"}, s.hosts.mainOrigins()...), " ")

@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -127,6 +129,55 @@ func TestHostAllowList(t *testing.T) {
 	}
 	for _, host := range []string{"127.0.0.1", "localhost", "[::1]", "LOCALHOST", "portal.lan"} {
 		expect(t, p.do(req{host: fmt.Sprintf("%s:%d", host, p.port), path: "/api/clusters", browser: true}), http.StatusOK)
+	}
+}
+
+// TestAllowHostHook: Config.AllowHost admits the Hosts of another listener
+// (the tailnet one), with their own port, and only those; the Origin check
+// then holds the request to that host's own origin.
+func TestAllowHostHook(t *testing.T) {
+	var (
+		mu    sync.Mutex
+		asked []string
+	)
+	taken := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		out := asked
+		asked = nil
+		return out
+	}
+	p := newPortal(t, func(c *Config) {
+		c.AllowHost = func(host string, port int) bool {
+			mu.Lock()
+			asked = append(asked, fmt.Sprintf("%s %d", host, port))
+			mu.Unlock()
+			return port == 80 && (host == "portal.tail-scale.ts.net" || host == "100.64.0.1" || host == "fd7a:115c:a1e0::1")
+		}
+	})
+	for _, host := range []string{"portal.tail-scale.ts.net", "Portal.Tail-Scale.TS.net:80", "100.64.0.1", "[fd7a:115c:a1e0::1]"} {
+		expect(t, p.do(req{host: host, path: "/api/clusters", browser: true}), http.StatusOK)
+	}
+	// A state-changing request on that host must come from its origin, not
+	// the loopback one (nor the other way round).
+	expectStatus(t, p.do(req{method: http.MethodPost, host: "portal.tail-scale.ts.net", path: "/api/clusters", browser: true,
+		header: map[string]string{"Origin": p.origin()}}), http.StatusForbidden, metav1.StatusReasonForbidden)
+	expectStatus(t, p.do(req{method: http.MethodPost, path: "/api/clusters", browser: true,
+		header: map[string]string{"Origin": "http://portal.tail-scale.ts.net"}}), http.StatusForbidden, metav1.StatusReasonForbidden)
+	expectStatus(t, p.do(req{method: http.MethodPost, host: "portal.tail-scale.ts.net", path: "/api/clusters", browser: true}),
+		http.StatusBadRequest, metav1.StatusReasonBadRequest)
+
+	taken()
+	for _, host := range []string{"portal.tail-scale.ts.net:8080", "evil.example", "100.64.0.2"} {
+		expect(t, p.do(req{host: host, path: "/api/clusters", browser: true}), http.StatusMisdirectedRequest)
+	}
+	if got, want := taken(), []string{"portal.tail-scale.ts.net 8080", "evil.example 80", "100.64.0.2 80"}; !slices.Equal(got, want) {
+		t.Fatalf("AllowHost asked about %q, want %q", got, want)
+	}
+	// The portal's own names never reach the hook.
+	expect(t, p.do(req{path: "/api/clusters", browser: true}), http.StatusOK)
+	if got := taken(); len(got) != 0 {
+		t.Fatalf("AllowHost asked about the portal's own host: %q", got)
 	}
 }
 
