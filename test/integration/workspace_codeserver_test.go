@@ -16,15 +16,13 @@ import (
 	"testing"
 	"time"
 
-	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/utils/ptr"
 
-	"github.com/guildnet/guildnet/apis/guildnet"
 	"github.com/guildnet/guildnet/apis/guildnet/v1alpha1"
 	guildnetclient "github.com/guildnet/guildnet/generated/clientset/versioned"
 	"github.com/guildnet/guildnet/test/framework"
+	"github.com/guildnet/guildnet/test/workspacetest"
 )
 
 // A real code-server behind workspaces/proxy, opened the way a person
@@ -63,16 +61,7 @@ func TestCodeServerThroughKubectlProxy(t *testing.T) {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kube.DiscoveryV1().EndpointSlices(ns).Create(ctx, &discoveryv1.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{Name: name + "-test", Labels: map[string]string{
-			discoveryv1.LabelServiceName: guildnet.WorkspaceServiceName(name),
-			guildnet.WorkspaceLabel:      name,
-			discoveryv1.LabelManagedBy:   "guildnet-integration-test",
-		}},
-		AddressType: discoveryv1.AddressTypeIPv4,
-		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{netns.IP}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
-		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To(portNum)}},
-	}, metav1.CreateOptions{}); err != nil {
+	if err := workspacetest.PublishEndpoint(ctx, kube, ns, name, netns.IP, portNum, "guildnet-integration-test"); err != nil {
 		t.Fatal(err)
 	}
 

@@ -15,19 +15,16 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
 
-	"github.com/guildnet/guildnet/apis/guildnet"
 	"github.com/guildnet/guildnet/apis/guildnet/v1alpha1"
 	guildnetclient "github.com/guildnet/guildnet/generated/clientset/versioned"
 	"github.com/guildnet/guildnet/test/framework"
+	"github.com/guildnet/guildnet/test/workspacetest"
 )
 
 // recordingBackend is a workspace's server: it records what each request
@@ -63,21 +60,7 @@ func (b *recordingBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	case "/ws":
-		up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
-		c, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		for {
-			mt, msg, err := c.ReadMessage()
-			if err != nil {
-				return
-			}
-			if err := c.WriteMessage(mt, msg); err != nil {
-				return
-			}
-		}
+		workspacetest.Echo(nil).ServeHTTP(w, r)
 	default:
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprint(w, backendPage)
@@ -119,17 +102,7 @@ func startProxiedWorkspace(t *testing.T, kube kubernetes.Interface, gn guildnetc
 	if _, err := gn.GuildnetV1alpha1().Workspaces(ns).Create(ctx, ws, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := kube.DiscoveryV1().EndpointSlices(ns).Create(ctx, &discoveryv1.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{Name: name + "-test", Labels: map[string]string{
-			discoveryv1.LabelServiceName: guildnet.WorkspaceServiceName(name),
-			guildnet.WorkspaceLabel:      name,
-			discoveryv1.LabelManagedBy:   "guildnet-integration-test",
-		}},
-		AddressType: discoveryv1.AddressTypeIPv4,
-		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{netns.IP}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
-		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To(int32(port)), Protocol: ptr.To(corev1.ProtocolTCP)}},
-	}, metav1.CreateOptions{})
-	if err != nil {
+	if err := workspacetest.PublishEndpoint(ctx, kube, ns, name, netns.IP, int32(port), "guildnet-integration-test"); err != nil {
 		t.Fatal(err)
 	}
 	return &proxiedWorkspace{ns: ns, name: name, port: port,

@@ -28,6 +28,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/guildnet/guildnet/apis/guildnet"
+	"github.com/guildnet/guildnet/test/workspacetest"
 )
 
 // fakeWorkspaces is a rest.Getter holding one workspace.
@@ -333,25 +334,10 @@ func TestProxyStreamsLargeDownloads(t *testing.T) {
 }
 
 func echoBackend(t *testing.T, seen *http.Header, mu *sync.Mutex) http.Handler {
-	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return workspacetest.Echo(func(h http.Header) {
 		mu.Lock()
-		*seen = r.Header.Clone()
+		*seen = h
 		mu.Unlock()
-		c, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		for {
-			mt, msg, err := c.ReadMessage()
-			if err != nil {
-				return
-			}
-			if err := c.WriteMessage(mt, msg); err != nil {
-				return
-			}
-		}
 	})
 }
 

@@ -29,19 +29,17 @@ import (
 
 	"github.com/gorilla/websocket"
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
 
-	"github.com/guildnet/guildnet/apis/guildnet"
 	"github.com/guildnet/guildnet/apis/guildnet/v1alpha1"
 	guildnetclient "github.com/guildnet/guildnet/generated/clientset/versioned"
 	"github.com/guildnet/guildnet/pkg/devenv"
 	"github.com/guildnet/guildnet/test/bench/benchutil"
 	"github.com/guildnet/guildnet/test/netns"
+	"github.com/guildnet/guildnet/test/workspacetest"
 )
 
 var (
@@ -193,23 +191,7 @@ func backend() http.Handler {
 			}
 		}
 	})
-	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
-	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
-		c, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		for {
-			mt, msg, err := c.ReadMessage()
-			if err != nil {
-				return
-			}
-			if c.WriteMessage(mt, msg) != nil {
-				return
-			}
-		}
-	})
+	mux.Handle("/ws", workspacetest.Echo(nil))
 	return mux
 }
 
@@ -222,17 +204,7 @@ func publish(ctx context.Context, kube kubernetes.Interface, gn guildnetclient.I
 	}, metav1.CreateOptions{}); err != nil {
 		return err
 	}
-	_, err := kube.DiscoveryV1().EndpointSlices(namespace).Create(ctx, &discoveryv1.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{Name: name + "-bench", Labels: map[string]string{
-			discoveryv1.LabelServiceName: guildnet.WorkspaceServiceName(name),
-			guildnet.WorkspaceLabel:      name,
-			discoveryv1.LabelManagedBy:   "guildnet-bench",
-		}},
-		AddressType: discoveryv1.AddressTypeIPv4,
-		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
-		Ports:       []discoveryv1.EndpointPort{{Port: ptr.To(int32(port))}},
-	}, metav1.CreateOptions{})
-	return err
+	return workspacetest.PublishEndpoint(ctx, kube, namespace, name, ip, int32(port), "guildnet-bench")
 }
 
 func getOK(c *http.Client, url string) error {

@@ -1,0 +1,61 @@
+// Package workspacetest holds what tests and benchmarks of workspaces/proxy
+// share: publishing a server's address as a workspace's endpoint (playing
+// the kubelet and the EndpointSlice controller, which a control plane
+// without nodes lacks) and a WebSocket echo server.
+package workspacetest
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/gorilla/websocket"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+
+	"github.com/guildnet/guildnet/apis/guildnet"
+)
+
+// PublishEndpoint creates an EndpointSlice of workspace name's Service
+// that points at ip:port, labelled the way guildnet-apiserver looks for a
+// real pod's address. managedBy names who made it.
+func PublishEndpoint(ctx context.Context, kube kubernetes.Interface, namespace, name, ip string, port int32, managedBy string) error {
+	_, err := kube.DiscoveryV1().EndpointSlices(namespace).Create(ctx, &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Name: name + "-" + managedBy, Labels: map[string]string{
+			discoveryv1.LabelServiceName: guildnet.WorkspaceServiceName(name),
+			guildnet.WorkspaceLabel:      name,
+			discoveryv1.LabelManagedBy:   managedBy,
+		}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To(port), Protocol: ptr.To(corev1.ProtocolTCP)}},
+	}, metav1.CreateOptions{})
+	return err
+}
+
+// Echo is a WebSocket server that sends every message back. seen, when
+// not nil, is called with each handshake's headers.
+func Echo(seen func(http.Header)) http.Handler {
+	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if seen != nil {
+			seen(r.Header.Clone())
+		}
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for {
+			mt, msg, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			if err := c.WriteMessage(mt, msg); err != nil {
+				return
+			}
+		}
+	})
+}
