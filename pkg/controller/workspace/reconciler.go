@@ -3,6 +3,7 @@ package workspace
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -32,7 +33,7 @@ import (
 
 // maxConcurrentReconciles: a reconcile mostly waits on kube-apiserver, so
 // a burst of new workspaces is served in parallel.
-const maxConcurrentReconciles = 16
+const maxConcurrentReconciles = 32
 
 // Reconciler keeps each Workspace's Deployment, Service, home claim and
 // password Secret in line with its spec, and its status with what they do.
@@ -191,47 +192,62 @@ func (r *Reconciler) suspendIfIdle(ctx context.Context, ws *v1alpha1.Workspace) 
 // with what to do about it, and carries on past a failure: a claim that
 // cannot change must not keep the Deployment from following the spec.
 func (r *Reconciler) apply(ctx context.Context, ws *v1alpha1.Workspace) []string {
-	var errs []string
-	if secret, generated := PasswordSecret(ws); generated {
-		if err := r.ensurePasswordSecret(ctx, ws, secret); err != nil {
-			errs = append(errs, fmt.Sprintf("Secret %s: %v%s", secret, err, forbiddenHint(err)))
-		}
+	// The objects do not need each other to exist first (a pod waits for
+	// its Secret and claim; the Service selects pods whenever they come),
+	// so they are written at once: a new workspace costs one round trip to
+	// kube-apiserver, not four.
+	var (
+		mu   sync.Mutex
+		errs []string
+		wg   sync.WaitGroup
+	)
+	fail := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		errs = append(errs, fmt.Sprintf(format, args...))
 	}
 	key := func(name string) types.NamespacedName {
 		return types.NamespacedName{Namespace: ws.Namespace, Name: name}
 	}
-	if claim := HomeClaim(ws); claim != nil {
-		if err := r.applyIfChanged(ctx, "PersistentVolumeClaim", claim, &corev1.PersistentVolumeClaim{}, key(*claim.Name), func(o client.Object) (any, error) {
-			return corev1ac.ExtractPersistentVolumeClaim(o.(*corev1.PersistentVolumeClaim), FieldOwner)
-		}); err != nil {
-			msg := fmt.Sprintf("PersistentVolumeClaim %s: %v%s", *claim.Name, err, forbiddenHint(err))
-			if apierrors.IsInvalid(err) {
-				msg += " (a claim's storage class cannot change and its size can only grow, if the storage class allows it; " +
-					"put spec.storage back, or suspend the workspace and delete the claim to start over with an empty volume)"
+	if secret, generated := PasswordSecret(ws); generated {
+		wg.Go(func() {
+			if err := r.ensurePasswordSecret(ctx, ws, secret); err != nil {
+				fail("Secret %s: %v%s", secret, err, forbiddenHint(err))
 			}
-			errs = append(errs, msg)
-		}
-	}
-	// The Deployment and the Service do not depend on each other: apply
-	// them at once, so a new workspace waits for one round trip, not two.
-	dep, svc := Deployment(ws), Service(ws)
-	var depErr, svcErr error
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		depErr = r.applyIfChanged(ctx, "Deployment", dep, &appsv1.Deployment{}, key(*dep.Name), func(o client.Object) (any, error) {
-			return appsv1ac.ExtractDeployment(o.(*appsv1.Deployment), FieldOwner)
 		})
+	}
+	if claim := HomeClaim(ws); claim != nil {
+		wg.Go(func() {
+			if err := r.applyIfChanged(ctx, "PersistentVolumeClaim", claim, &corev1.PersistentVolumeClaim{}, key(*claim.Name), func(o client.Object) (any, error) {
+				return corev1ac.ExtractPersistentVolumeClaim(o.(*corev1.PersistentVolumeClaim), FieldOwner)
+			}); err != nil {
+				msg := fmt.Sprintf("PersistentVolumeClaim %s: %v%s", *claim.Name, err, forbiddenHint(err))
+				if apierrors.IsInvalid(err) {
+					msg += " (a claim's storage class cannot change and its size can only grow, if the storage class allows it; " +
+						"put spec.storage back, or suspend the workspace and delete the claim to start over with an empty volume)"
+				}
+				fail("%s", msg)
+			}
+		})
+	}
+	dep, svc := Deployment(ws), Service(ws)
+	wg.Go(func() {
+		if err := r.applyIfChanged(ctx, "Deployment", dep, &appsv1.Deployment{}, key(*dep.Name), func(o client.Object) (any, error) {
+			return appsv1ac.ExtractDeployment(o.(*appsv1.Deployment), FieldOwner)
+		}); err != nil {
+			fail("Deployment %s: %v%s", *dep.Name, err, forbiddenHint(err))
+		}
 	})
-	svcErr = r.applyIfChanged(ctx, "Service", svc, &corev1.Service{}, key(*svc.Name), func(o client.Object) (any, error) {
-		return corev1ac.ExtractService(o.(*corev1.Service), FieldOwner)
+	wg.Go(func() {
+		if err := r.applyIfChanged(ctx, "Service", svc, &corev1.Service{}, key(*svc.Name), func(o client.Object) (any, error) {
+			return corev1ac.ExtractService(o.(*corev1.Service), FieldOwner)
+		}); err != nil {
+			fail("Service %s: %v%s", *svc.Name, err, forbiddenHint(err))
+		}
 	})
 	wg.Wait()
-	if depErr != nil {
-		errs = append(errs, fmt.Sprintf("Deployment %s: %v%s", *dep.Name, depErr, forbiddenHint(depErr)))
-	}
-	if svcErr != nil {
-		errs = append(errs, fmt.Sprintf("Service %s: %v%s", *svc.Name, svcErr, forbiddenHint(svcErr)))
-	}
+	// A stable order keeps the status message from changing between reconciles.
+	sort.Strings(errs)
 	return errs
 }
 

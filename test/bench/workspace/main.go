@@ -152,6 +152,13 @@ func run() error {
 		benchutil.Ratio(benchutil.Percentile(pWS, 50), benchutil.Percentile(dWS, 50)),
 		benchutil.Ratio(benchutil.Percentile(pWS, 99), benchutil.Percentile(dWS, 99)))
 
+	fmt.Printf("\nfloor: the same burst of %d Deployment+Service pairs created by a client directly, burst start → pair exists\n", *burst)
+	floor, err := benchDirect(ctx, cfg, namespace, *burst)
+	if err != nil {
+		return err
+	}
+	row("direct creation", floor)
+
 	fmt.Printf("\nreconciler: Workspace create → Deployment and Service exist, burst of %d\n", *burst)
 	lat, err := benchReconcile(ctx, cfg, namespace, *burst)
 	if err != nil {

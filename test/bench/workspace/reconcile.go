@@ -269,3 +269,65 @@ func deleteWorkspaces(ctx context.Context, gn guildnetclient.Interface, namespac
 	wg.Wait()
 	return errors.Join(errs...)
 }
+
+// benchDirect is the floor for benchReconcile on this machine: the same
+// burst, but the client creates each Deployment and Service pair itself
+// (benchInFlight pairs at a time, both of a pair at once). It returns, per
+// pair, the time from the burst's start to both objects existing, which is
+// what a workspace created at the burst's start waits for at best.
+func benchDirect(ctx context.Context, cfg *rest.Config, namespace string, n int) ([]time.Duration, error) {
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		mu    sync.Mutex
+		out   []time.Duration
+		first error
+		wg    sync.WaitGroup
+		slots = make(chan struct{}, benchInFlight)
+	)
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			name := fmt.Sprintf("direct-%d", i)
+			labels := map[string]string{"bench": name}
+			var pair sync.WaitGroup
+			var derr, serr error
+			pair.Go(func() {
+				_, derr = kube.AppsV1().Deployments(namespace).Create(ctx, &appsv1.Deployment{
+					ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
+					Spec: appsv1.DeploymentSpec{
+						Replicas: new(int32),
+						Selector: &metav1.LabelSelector{MatchLabels: labels},
+						Template: corev1.PodTemplateSpec{
+							ObjectMeta: metav1.ObjectMeta{Labels: labels},
+							Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: benchImage}}},
+						},
+					},
+				}, metav1.CreateOptions{})
+			})
+			_, serr = kube.CoreV1().Services(namespace).Create(ctx, &corev1.Service{
+				ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
+				Spec:       corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Port: 8080}}},
+			}, metav1.CreateOptions{})
+			pair.Wait()
+			mu.Lock()
+			defer mu.Unlock()
+			if err := errors.Join(derr, serr); err != nil && first == nil {
+				first = err
+			}
+			out = append(out, time.Since(start))
+		}()
+	}
+	wg.Wait()
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("direct-%d", i)
+		_ = kube.AppsV1().Deployments(namespace).Delete(ctx, name, metav1.DeleteOptions{})
+		_ = kube.CoreV1().Services(namespace).Delete(ctx, name, metav1.DeleteOptions{})
+	}
+	return out, first
+}
