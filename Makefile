@@ -37,7 +37,7 @@ tools: ## Build etcd, kube-apiserver, kube-controller-manager, kubectl v1.37.2 (
 build: ## Build guildnet-apiserver and guildnet-dev into _output/bin.
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-dev: deps tools build ## Run the local control plane with guildnet-apiserver in the foreground.
+dev: deps tools build ## Run the local control plane with guildnet-apiserver and the portal (already joined) in the foreground.
 	$(BIN)/guildnet-dev
 
 test: verify test-unit test-integration ## Everything CI runs: checks, unit and integration tests.
