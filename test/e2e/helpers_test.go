@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -120,25 +119,8 @@ type browserScript struct {
 	cmd    *exec.Cmd
 	events chan event
 	done   chan error
-	stderr lockedBuffer
+	stderr framework.LockedBuffer
 	cancel context.CancelFunc
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // browserDir is hack/browser. `go test` runs in the package's folder,

@@ -17,11 +17,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 
-	"github.com/guildnet/guildnet/apis/guildnet"
 	"github.com/guildnet/guildnet/apis/guildnet/v1alpha1"
 	guildnetclient "github.com/guildnet/guildnet/generated/clientset/versioned"
 	"github.com/guildnet/guildnet/portal/join"
 	"github.com/guildnet/guildnet/test/framework"
+	"github.com/guildnet/guildnet/test/workspacetest"
 )
 
 const (
@@ -247,33 +247,11 @@ func markWorkspacePodReady(t *testing.T, kube kubernetes.Interface, ns, name str
 	t.Helper()
 	framework.Eventually(t, 60*time.Second, "workspace "+name+"'s pod is Ready", func(ctx context.Context) error {
 		return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: guildnet.WorkspaceLabel + "=" + name})
+			pod, err := workspacetest.LivePod(ctx, kube, ns, name)
 			if err != nil {
 				return err
 			}
-			var live []corev1.Pod
-			for _, p := range pods.Items {
-				if p.DeletionTimestamp.IsZero() {
-					live = append(live, p)
-				}
-			}
-			if len(live) != 1 {
-				return fmt.Errorf("%d live pods", len(live))
-			}
-			pod := &live[0]
-			now := metav1.Now()
-			pod.Status.Phase = corev1.PodRunning
-			pod.Status.Conditions = []corev1.PodCondition{
-				{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: now},
-				{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
-				{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
-			}
-			pod.Status.ContainerStatuses = []corev1.ContainerStatus{{
-				Name: guildnet.WorkspaceContainerName, Image: pod.Spec.Containers[0].Image, Ready: true,
-				State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}},
-			}}
-			_, err = kube.CoreV1().Pods(ns).UpdateStatus(ctx, pod, metav1.UpdateOptions{})
-			return err
+			return workspacetest.MarkPodReady(ctx, kube, pod)
 		})
 	})
 }

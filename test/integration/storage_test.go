@@ -54,11 +54,11 @@ func TestKubectlLifecycle(t *testing.T) {
 	// A watch per kind, started before the changes, sees them all.
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	kinds := map[string]string{"databases": "orders", "tables": "orders.items", "workspaces": "dev"}
-	watchOut := map[string]*lockedBuffer{}
+	watchOut := map[string]*framework.LockedBuffer{}
 	var watchers []*exec.Cmd
 	for resource := range kinds {
 		cmd := exec.CommandContext(watchCtx, framework.Kubectl(t), "--kubeconfig", kc, "-n", ns, "get", resource, "-w", "--output-watch-events")
-		watchOut[resource] = &lockedBuffer{}
+		watchOut[resource] = &framework.LockedBuffer{}
 		cmd.Stdout = watchOut[resource]
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -168,23 +168,6 @@ spec: {image: codercom/code-server:4.99.0}
 			return nil
 		})
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 var spaces = regexp.MustCompile(`\s{2,}`)

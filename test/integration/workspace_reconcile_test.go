@@ -22,6 +22,7 @@ import (
 	guildnetclient "github.com/guildnet/guildnet/generated/clientset/versioned"
 	gnv1alpha1 "github.com/guildnet/guildnet/generated/clientset/versioned/typed/guildnet/v1alpha1"
 	"github.com/guildnet/guildnet/test/framework"
+	"github.com/guildnet/guildnet/test/workspacetest"
 )
 
 // The control plane has no kubelet and no scheduler: the deployment and
@@ -345,19 +346,7 @@ func TestWorkspaceReconcilerCreatesItsObjects(t *testing.T) {
 
 // markPodReady plays the kubelet: the pod runs and passes its readiness probe.
 func (c *wsrClients) markPodReady(ctx context.Context, pod *corev1.Pod) error {
-	now := metav1.Now()
-	pod.Status.Phase = corev1.PodRunning
-	pod.Status.Conditions = []corev1.PodCondition{
-		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: now},
-		{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
-		{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
-	}
-	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{
-		Name: guildnet.WorkspaceContainerName, Image: pod.Spec.Containers[0].Image, Ready: true,
-		State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}},
-	}}
-	_, err := c.kube.CoreV1().Pods(c.ns).UpdateStatus(ctx, pod, metav1.UpdateOptions{})
-	return err
+	return workspacetest.MarkPodReady(ctx, c.kube, pod)
 }
 
 // markPodImagePullBackOff plays the kubelet: the image cannot be pulled.
@@ -378,21 +367,9 @@ func (c *wsrClients) onePod(t *testing.T, name string) *corev1.Pod {
 	t.Helper()
 	var pod *corev1.Pod
 	framework.Eventually(t, 60*time.Second, "workspace "+name+" has a pod", func(ctx context.Context) error {
-		pods, err := c.kube.CoreV1().Pods(c.ns).List(ctx, metav1.ListOptions{LabelSelector: guildnet.WorkspaceLabel + "=" + name})
-		if err != nil {
-			return err
-		}
-		var live []corev1.Pod
-		for _, p := range pods.Items {
-			if p.DeletionTimestamp.IsZero() {
-				live = append(live, p)
-			}
-		}
-		if len(live) != 1 {
-			return fmt.Errorf("%d live pods", len(live))
-		}
-		pod = &live[0]
-		return nil
+		var err error
+		pod, err = workspacetest.LivePod(ctx, c.kube, c.ns, name)
+		return err
 	})
 	return pod
 }

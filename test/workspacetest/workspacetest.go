@@ -1,11 +1,13 @@
 // Package workspacetest holds what tests and benchmarks of workspaces/proxy
 // share: publishing a server's address as a workspace's endpoint (playing
 // the kubelet and the EndpointSlice controller, which a control plane
-// without nodes lacks) and a WebSocket echo server.
+// without nodes lacks), finding and readying a workspace's pod, and a
+// WebSocket echo server.
 package workspacetest
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 
 	"github.com/gorilla/websocket"
@@ -58,4 +60,41 @@ func Echo(seen func(http.Header)) http.Handler {
 			}
 		}
 	})
+}
+
+// LivePod returns workspace name's one pod that is not being deleted (the
+// replicaset controller makes it), or an error saying how many there are.
+func LivePod(ctx context.Context, kube kubernetes.Interface, namespace, name string) (*corev1.Pod, error) {
+	pods, err := kube.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: guildnet.WorkspaceLabel + "=" + name})
+	if err != nil {
+		return nil, err
+	}
+	var live []corev1.Pod
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp.IsZero() {
+			live = append(live, p)
+		}
+	}
+	if len(live) != 1 {
+		return nil, fmt.Errorf("workspace %s/%s has %d live pods, want 1", namespace, name, len(live))
+	}
+	return &live[0], nil
+}
+
+// MarkPodReady plays the kubelet, which a control plane without nodes
+// lacks: pod runs and passes its readiness probe.
+func MarkPodReady(ctx context.Context, kube kubernetes.Interface, pod *corev1.Pod) error {
+	now := metav1.Now()
+	pod.Status.Phase = corev1.PodRunning
+	pod.Status.Conditions = []corev1.PodCondition{
+		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: now},
+		{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
+		{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
+	}
+	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{
+		Name: guildnet.WorkspaceContainerName, Image: pod.Spec.Containers[0].Image, Ready: true,
+		State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}},
+	}}
+	_, err := kube.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{})
+	return err
 }
