@@ -5,7 +5,7 @@
 # pins, and points _output/tools at it. A second run with the same pins only
 # checks that the binaries are there.
 #
-# Usage: hack/build-tools.sh [program ...]   (default: etcd kube-apiserver kube-controller-manager kubectl)
+# Usage: hack/build-tools.sh [program ...]   (default: etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
 # Env:   GUILDNET_TOOLS_CACHE  cache root (default ${XDG_CACHE_HOME:-$HOME/.cache}/guildnet/tools)
 set -euo pipefail
 
@@ -21,7 +21,7 @@ mkdir -p "$bin" "$root/_output"
 ln -sfn "$cache_root/$key" "$root/_output/tools"
 
 programs=("$@")
-[ ${#programs[@]} -gt 0 ] || programs=(etcd kube-apiserver kube-controller-manager kubectl)
+[ ${#programs[@]} -gt 0 ] || programs=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
 
 # Without these stamps /version says v0.0.0-master and `kubectl version` fails.
 major=${k8s_version#v}; major=${major%%.*}

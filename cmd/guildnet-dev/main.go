@@ -27,8 +27,15 @@ func main() {
 	}
 	portalListen := flag.String("portal-listen", listenDefault,
 		"Loopback IP:PORT the portal listens on (also $GUILDNET_DEV_PORTAL_LISTEN). A fixed port keeps the portal's URL, and so bookmarks and workspace origins, the same across runs; 127.0.0.1:0 picks a free port; empty runs without the portal.")
+	node := flag.String("node", envOr("GUILDNET_DEV_NODE", string(devenv.NodeAuto)),
+		"Run a real node (containerd, kubelet, kube-scheduler) so workspaces run as pods (also $GUILDNET_DEV_NODE): auto runs one where the machine can (root, cgroups, containerd installed) and says why not otherwise; required fails without one; off runs none.")
 	flag.Parse()
-	if err := run(*dir, *portalListen); err != nil {
+	mode, err := parseNodeMode(*node)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "guildnet-dev: %v\n", err)
+		os.Exit(2)
+	}
+	if err := run(*dir, *portalListen, mode); err != nil {
 		fmt.Fprintf(os.Stderr, "guildnet-dev: %v\n", err)
 		os.Exit(1)
 	}
@@ -41,7 +48,17 @@ func envOr(key, def string) string {
 	return def
 }
 
-func run(dir, portalListen string) error {
+func parseNodeMode(s string) (devenv.NodeMode, error) {
+	switch s {
+	case "off":
+		return devenv.NodeOff, nil
+	case string(devenv.NodeAuto), string(devenv.NodeRequired):
+		return devenv.NodeMode(s), nil
+	}
+	return "", fmt.Errorf("--node must be auto, required or off, got %q", s)
+}
+
+func run(dir, portalListen string, node devenv.NodeMode) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	abs, err := filepath.Abs(dir)
@@ -54,7 +71,7 @@ func run(dir, portalListen string) error {
 			return err
 		}
 	}
-	env, err := devenv.Start(ctx, devenv.Options{Dir: abs, Progress: os.Stdout})
+	env, err := devenv.Start(ctx, devenv.Options{Dir: abs, Progress: os.Stdout, Node: node})
 	if err != nil {
 		if portalLn != nil {
 			portalLn.Close()
@@ -83,9 +100,22 @@ func run(dir, portalListen string) error {
 		portalLine = fmt.Sprintf("  Portal: %s\n          (joined as %s, edit rights in namespace %s; cluster id %s; log %s)\n",
 			p.URL, p.User, portalNamespace, p.ClusterID, filepath.Base(p.Log))
 	}
+	nodeLine := "  Node: none (see the line above on why); workspaces get Deployments but no pods\n"
+	if node == devenv.NodeOff {
+		nodeLine = "  Node: off (--node=off); workspaces get Deployments but no pods\n"
+	}
+	imageFile := filepath.Join(env.Dir, "workspace-image")
+	if env.WorkspaceImage != "" {
+		if err := os.WriteFile(imageFile, []byte(env.WorkspaceImage+"\n"), 0o644); err != nil {
+			return err
+		}
+		nodeLine = fmt.Sprintf("  Node: %s is Ready. Workspace image (also in %s):\n    %s\n", devenv.NodeName, imageFile, env.WorkspaceImage)
+	} else {
+		_ = os.Remove(imageFile)
+	}
 	fmt.Printf(`
 GuildNet dev environment ready
-
+%[7]s
   export KUBECONFIG=%[1]s
 %[6]s
   kubectl api-resources --api-group=guildnet.io
@@ -98,7 +128,7 @@ GuildNet dev environment ready
   logs:                %[5]s
 
 Press Ctrl-C to stop.
-`, env.AdminKubeconfig, env.KubeAPIServerURL, env.GuildNetAPIServerPort, env.RethinkDBAddr, filepath.Join(env.Dir, "logs"), portalLine)
+`, env.AdminKubeconfig, env.KubeAPIServerURL, env.GuildNetAPIServerPort, env.RethinkDBAddr, filepath.Join(env.Dir, "logs"), portalLine, nodeLine)
 	select {
 	case <-ctx.Done():
 	case err := <-portalErr:

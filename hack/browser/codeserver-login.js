@@ -3,7 +3,7 @@
 // workbench really connected to its server, then takes a screenshot.
 //
 //   node codeserver-login.js --url URL --password PW --screenshot FILE
-//        [--expect-file NAME] [--timeout-ms N]
+//        [--expect-file NAME] [--timeout-ms N] [--terminal-command CMD]
 //
 // Steps and what each timing measures (milliseconds from the first request):
 //   loginMs      code-server's password page was passed: the answer to the
@@ -18,10 +18,29 @@
 //                the transport is checked: a WebSocket got 101 and a frame
 //                (weaker: the explorer's own error row can't be told apart
 //                from a file, so pass --expect-file whenever you can).
+// With --terminal-command CMD, after "connected":
+//   terminalReadyMs  an integrated terminal was opened (Ctrl+Shift+`, or the
+//                command palette's "Terminal: Create New Terminal" when the
+//                key does nothing; terminalOpenedWith says which) and its
+//                shell prompt is on screen
+//   terminalMs   CMD was typed into the terminal, seen echoed on screen, and
+//                Enter pressed. The script then waits for the next prompt
+//                (at most 2 s) and takes the screenshot, so the terminal is
+//                in it. Whether CMD worked is for the caller to check (e.g. a
+//                file CMD writes).
+//   A fresh folder makes VS Code ask "Do you trust the authors of the files
+//   in this folder?" before it starts a shell; the script answers "Trust
+//   Folder & Continue" and sets terminalTrusted. With this flag Chromium
+//   runs with --disable-webgl: xterm.js otherwise draws the terminal on a
+//   WebGL canvas whose text can't be read; without WebGL VS Code falls back
+//   to its DOM renderer (.xterm-rows). --timeout-ms bounds the terminal steps afresh,
+//   counted from "connected".
 //
 // Prints one JSON line on stdout, success or not:
 //   {"ok":true,"loginMs":..,"workbenchMs":..,"connectedMs":..,"screenshot":..,
 //    "websockets":[{"url":..,"status":101,"opened":true,"frames":12,"error":null,"closed":false}, ...]}
+//   plus, with --terminal-command: "terminalReadyMs":..,"terminalMs":..,
+//    "terminalTrusted":true|false,"terminalOpenedWith":"keybinding"|"palette"
 // On failure it also prints one line "codeserver-login: REASON" on stderr and
 // exits 1. The usual failure behind a proxy is a WebSocket refused with 403
 // by code-server's Origin check; the page then shows "workbench failed to
@@ -35,13 +54,13 @@ const { launch } = require('./chromium');
 
 function usage(msg) {
   if (msg) console.error(`codeserver-login: ${msg}`);
-  console.error('usage: node codeserver-login.js --url URL --password PW --screenshot FILE [--expect-file NAME] [--timeout-ms N]');
+  console.error('usage: node codeserver-login.js --url URL --password PW --screenshot FILE [--expect-file NAME] [--timeout-ms N] [--terminal-command CMD]');
   process.exit(2);
 }
 
 function parseArgs(argv) {
   const opts = { timeoutMs: 60000 };
-  const names = { '--url': 'url', '--password': 'password', '--screenshot': 'screenshot', '--expect-file': 'expectFile', '--timeout-ms': 'timeoutMs' };
+  const names = { '--url': 'url', '--password': 'password', '--screenshot': 'screenshot', '--expect-file': 'expectFile', '--timeout-ms': 'timeoutMs', '--terminal-command': 'terminalCommand' };
   for (let i = 0; i < argv.length; i++) {
     let [flag, value] = argv[i].split(/=(.*)/s, 2);
     if (!(flag in names)) usage(`unknown argument ${argv[i]}`);
@@ -55,6 +74,8 @@ function parseArgs(argv) {
   if (!opts.url) usage('--url is required');
   if (!opts.screenshot) usage('--screenshot is required');
   if (!Number.isFinite(opts.timeoutMs) || opts.timeoutMs <= 0) usage('--timeout-ms must be a positive number');
+  if (opts.terminalCommand !== undefined && !opts.terminalCommand.trim()) usage('--terminal-command must not be empty');
+  if (opts.terminalCommand !== undefined && /[\r\n]/.test(opts.terminalCommand)) usage('--terminal-command must be one line');
   return opts;
 }
 
@@ -110,9 +131,137 @@ async function explorerLists(page, name) {
   }
 }
 
+// The active integrated terminal as the DOM shows it: whether it, its xterm
+// and its DOM renderer's rows exist, the non-blank rows' text, and
+// the buttons of a dialog in front (VS Code's workspace trust question).
+async function terminalState(page) {
+  try {
+    return await page.evaluate(() => {
+      const wrapper = document.querySelector('.terminal-wrapper.active') || document.querySelector('.terminal-wrapper');
+      const xterm = wrapper && wrapper.querySelector('.xterm');
+      const rows = wrapper && wrapper.querySelector('.xterm-rows');
+      const lines = rows
+        ? [...rows.children].map((r) => (r.textContent || '').replace(/\s+$/, '')).filter((t) => t.trim())
+        : [];
+      const textarea = wrapper && wrapper.querySelector('.xterm-helper-textarea');
+      const dialog = [...document.querySelectorAll('.monaco-dialog-box .monaco-button')].map((b) => (b.textContent || '').trim());
+      return {
+        wrapper: !!wrapper,
+        xterm: !!xterm,
+        domRenderer: !!rows,
+        lines,
+        focused: !!textarea && document.activeElement === textarea,
+        dialog,
+      };
+    });
+  } catch {
+    return { wrapper: false, xterm: false, domRenderer: false, lines: [], focused: false, dialog: [] };
+  }
+}
+
+const squash = (s) => String(s).replace(/\s+/g, '');
+const lastLines = (st) => (st.lines.length ? st.lines.slice(-3).join(' / ') : '(nothing)');
+
+// Opens an integrated terminal, types command into it and presses Enter.
+// Fills result.terminalReadyMs, terminalMs and terminalTrusted; returns an
+// error text or null.
+async function runTerminal(page, command, timeoutMs, elapsed, result) {
+  const deadline = Date.now() + timeoutMs;
+  const secs = `${Math.round(timeoutMs / 1000)} s`;
+
+  // Answers the workspace trust dialog when it is up; true when it was.
+  const answerTrust = async (st) => {
+    if (!st.dialog.some((t) => /^Trust/.test(t))) return false;
+    await page.locator('.monaco-dialog-box .monaco-button', { hasText: /^Trust/ }).first().click({ timeout: 5000 }).catch(() => {});
+    result.terminalTrusted = true;
+    return true;
+  };
+
+  // 1. Open it: the keybinding of "Terminal: Create New Terminal". When no
+  //    terminal shows up within a while (focus somewhere that eats the key),
+  //    the command palette, once.
+  await page.keyboard.press('Control+Shift+Backquote');
+  result.terminalOpenedWith = 'keybinding';
+  const keyAt = Date.now();
+  let usedPalette = false;
+  let st;
+  while (true) {
+    st = await terminalState(page);
+    if (st.lines.length) break; // the prompt (or whatever the shell said first)
+    if (Date.now() >= deadline) {
+      if (st.dialog.length) return `terminal did not open within ${secs}: a dialog is in the way (buttons: ${st.dialog.join(', ')})`;
+      if (!st.wrapper) return `terminal did not open within ${secs}`;
+      if (st.xterm && !st.domRenderer) return `terminal opened but showed no readable prompt within ${secs}: it draws on a canvas (WebGL?), not in .xterm-rows`;
+      return `terminal opened but showed no shell prompt within ${secs}`;
+    }
+    if (await answerTrust(st)) {
+      await sleep(200);
+      continue;
+    }
+    if (!st.wrapper && !usedPalette && Date.now() - keyAt > 15000) {
+      usedPalette = true;
+      result.terminalOpenedWith = 'palette';
+      await openTerminalWithPalette(page).catch(() => {});
+    }
+    await sleep(200);
+  }
+  result.terminalReadyMs = elapsed();
+  const prompt = st.lines[st.lines.length - 1].trim();
+
+  // 2. Type the command into xterm's hidden textarea and wait for the echo.
+  const textarea = page.locator('.terminal-wrapper.active .xterm-helper-textarea').first();
+  try {
+    await textarea.focus({ timeout: Math.max(1, Math.min(10000, deadline - Date.now())) });
+  } catch {
+    return `terminal opened but its input could not be focused (terminal shows: ${lastLines(st)})`;
+  }
+  // The echo is the screen's text ending with the command (the cursor sits
+  // after it); a terminal VS Code revived may show the same command earlier.
+  const want = squash(command);
+  const seenBefore = squash(st.lines.join('')).split(want).length;
+  await page.keyboard.type(command);
+  const echoWait = Math.max(1000, Math.min(10000, deadline - Date.now()));
+  const echoDeadline = Date.now() + echoWait;
+  while (true) {
+    st = await terminalState(page);
+    const text = squash(st.lines.join(''));
+    if (text.endsWith(want) || text.split(want).length > seenBefore) break;
+    if (Date.now() >= echoDeadline) {
+      return `the typed command did not show in the terminal within ${Math.round(echoWait / 1000)} s (terminal shows: ${lastLines(st)}; input focused: ${st.focused})`;
+    }
+    await sleep(100);
+  }
+  const before = st.lines.join('\n');
+  await page.keyboard.press('Enter');
+  result.terminalMs = elapsed();
+
+  // 3. A new prompt (the command finished) or 2 s, whichever comes first.
+  const promptDeadline = Date.now() + 2000;
+  while (Date.now() < promptDeadline) {
+    st = await terminalState(page);
+    const last = st.lines.length ? st.lines[st.lines.length - 1].trim() : '';
+    if (last === prompt && st.lines.join('\n') !== before) break;
+    await sleep(100);
+  }
+  return null;
+}
+
+// "Terminal: Create New Terminal" from the command palette (F1).
+async function openTerminalWithPalette(page) {
+  await page.keyboard.press('Escape');
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget .quick-input-box input').first();
+  await input.waitFor({ state: 'visible', timeout: 5000 });
+  await input.fill('>Terminal: Create New Terminal');
+  const row = page.locator('.quick-input-widget .monaco-list-row .label-name', { hasText: /^Terminal: Create New Terminal$/ }).first();
+  await row.waitFor({ state: 'visible', timeout: 5000 });
+  await row.click();
+}
+
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const result = { ok: false, url: opts.url, loginMs: null, workbenchMs: null, connectedMs: null, screenshot: null, websockets: [] };
+  if (opts.terminalCommand !== undefined) Object.assign(result, { terminalReadyMs: null, terminalMs: null, terminalTrusted: false, terminalOpenedWith: null });
   const consoleErrors = [];
   const pageErrors = [];
   // One entry per WebSocket the page opened, filled in from Playwright's
@@ -121,12 +270,16 @@ async function main() {
   const sockets = [];
   const byRequestId = new Map();
 
-  const browser = await launch();
+  // WebGL off for the terminal: see the header.
+  const browser = await launch(opts.terminalCommand !== undefined ? { args: ['--disable-webgl'] } : {});
   const { page, context } = browser;
   const deadline = Date.now() + opts.timeoutMs;
   const remaining = () => Math.max(1, deadline - Date.now());
   const start = Date.now();
   const elapsed = () => Date.now() - start;
+  // Wall-clock time of the first request, so a caller can line the browser's
+  // timings up with its own (e.g. from kubectl apply).
+  result.startEpochMs = start;
 
   page.on('console', (msg) => {
     if (msg.type() === 'error') consoleErrors.push(consoleText(msg.text()).slice(0, 300));
@@ -241,6 +394,10 @@ async function main() {
   let ok = false;
   try {
     ok = await run();
+    if (ok && opts.terminalCommand !== undefined) {
+      const err = await runTerminal(page, opts.terminalCommand, opts.timeoutMs, elapsed, result);
+      if (err) ok = fail(err);
+    }
   } catch (err) {
     fail(`unexpected error: ${oneLine(err.message)}`);
   }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -32,6 +33,8 @@ type Options struct {
 	// kube-apiserver on the client side.
 	KubeAPIQPS   float32
 	KubeAPIBurst int
+	// WorkspaceDefaultImagePullPolicy applies to workspaces without spec.imagePullPolicy.
+	WorkspaceDefaultImagePullPolicy string
 }
 
 // NewOptions returns the defaults: enabled, with leader election in guildnet-system.
@@ -51,6 +54,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", o.LeaderElectionNamespace, "Namespace of the reconcilers' leader-election Lease.")
 	fs.Float32Var(&o.KubeAPIQPS, "reconcile-kube-api-qps", o.KubeAPIQPS, "Requests per second the reconcilers may send to kube-apiserver (client-side limit; kube-apiserver's API priority and fairness applies on top).")
 	fs.IntVar(&o.KubeAPIBurst, "reconcile-kube-api-burst", o.KubeAPIBurst, "Requests the reconcilers may send at once above --reconcile-kube-api-qps.")
+	fs.StringVar(&o.WorkspaceDefaultImagePullPolicy, "workspace-default-image-pull-policy", o.WorkspaceDefaultImagePullPolicy, "Image pull policy (Always, IfNotPresent or Never) of workspaces whose spec.imagePullPolicy is empty. Empty leaves it to Kubernetes (IfNotPresent, or Always for :latest). Clusters whose images are loaded onto the nodes instead of pulled, like `make dev`'s, set Never, so a missing image is reported at once instead of being looked for on the network.")
 	fs.DurationVar(&o.Resync, "reconcile-resync", o.Resync, "How often Ready databases and tables are looked at again to refresh their counts.")
 }
 
@@ -62,6 +66,11 @@ func (o *Options) Validate() []error {
 	}
 	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst <= 0 {
 		errs = append(errs, fmt.Errorf("--reconcile-kube-api-qps and --reconcile-kube-api-burst must be positive, got %v and %d", o.KubeAPIQPS, o.KubeAPIBurst))
+	}
+	switch corev1.PullPolicy(o.WorkspaceDefaultImagePullPolicy) {
+	case "", corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
+	default:
+		errs = append(errs, fmt.Errorf("--workspace-default-image-pull-policy must be Always, IfNotPresent or Never (or empty), got %q", o.WorkspaceDefaultImagePullPolicy))
 	}
 	if o.Resync <= 0 {
 		errs = append(errs, fmt.Errorf("--reconcile-resync must be positive, got %s", o.Resync))

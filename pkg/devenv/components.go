@@ -32,6 +32,7 @@ type pki struct {
 	servingCAFile, clientCAFile, frontProxyCAFile string
 	kubeAPIServing, admin, kcm, frontProxyClient  keyPair
 	guildnetServing, guildnetIdentity             keyPair
+	kubelet, kubeletClient, scheduler             keyPair
 	saKey, saPub                                  string
 }
 
@@ -77,6 +78,9 @@ func (e *Env) makePKI() error {
 		{&p.guildnetIdentity, e.clientCA, "guildnet-apiserver-identity", certSpec{
 			commonName: "system:serviceaccount:" + SystemNamespace + ":" + ServiceAccount,
 			orgs:       []string{"system:serviceaccounts", "system:serviceaccounts:" + SystemNamespace}, client: true}},
+		{&p.scheduler, e.clientCA, "kube-scheduler", certSpec{commonName: "system:kube-scheduler", client: true}},
+		{&p.kubelet, e.clientCA, "kubelet", certSpec{commonName: "system:node:" + NodeName, orgs: []string{"system:nodes"}, client: true}},
+		{&p.kubeletClient, e.clientCA, "kube-apiserver-kubelet-client", certSpec{commonName: kubeletClientUser, client: true}},
 	}
 	for _, i := range issue {
 		kp, err := i.ca.issueToFiles(dir, i.name, i.spec)
@@ -134,7 +138,8 @@ func (e *Env) startKubeAPIServer(ctx context.Context) error {
 		"--service-account-key-file=" + p.saPub,
 		"--service-account-signing-key-file=" + p.saKey,
 		"--service-cluster-ip-range=10.96.0.0/16",
-		"--authorization-mode=RBAC",
+		// The Node authorizer lets a kubelet read what its pods need and nothing more.
+		"--authorization-mode=Node,RBAC",
 		"--allow-privileged=true",
 		// The aggregation layer: kube-apiserver authenticates users and tells
 		// guildnet-apiserver who they are in these headers, proving itself
@@ -149,6 +154,9 @@ func (e *Env) startKubeAPIServer(ctx context.Context) error {
 	}
 	if e.opts.RequestTimeout > 0 {
 		args = append(args, "--request-timeout="+e.opts.RequestTimeout.String())
+	}
+	if e.node != nil {
+		args = append(args, e.kubeAPIServerNodeArgs()...)
 	}
 	e.progress("starting kube-apiserver %s on %s", kubernetesVersion, e.KubeAPIServerURL)
 	if e.kubeAPI, err = startProcess("kube-apiserver", e.path("logs"), e.tool("kube-apiserver"), args, nil); err != nil {
@@ -291,6 +299,11 @@ func (e *Env) startGuildNetProcess(ctx context.Context, name string, port int) (
 		"--authentication-kubeconfig=" + identity,
 		"--authorization-kubeconfig=" + identity,
 		"--rethinkdb-address=" + e.RethinkDBAddr,
+	}
+	if e.node != nil {
+		// The node's images are loaded, not pulled: a missing one should
+		// say so at once instead of being looked for on the network.
+		args = append(args, "--workspace-default-image-pull-policy=Never")
 	}
 	args = append(args, e.opts.ExtraAPIServerArgs...)
 	e.progress("starting %s on 127.0.0.1:%d", name, port)

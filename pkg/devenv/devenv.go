@@ -51,6 +51,9 @@ type Options struct {
 	ExtraAPIServerArgs []string
 	// Progress receives one line per step. Nil: discarded.
 	Progress io.Writer
+	// Node says whether to run a real node (containerd and a kubelet) so
+	// that workspaces run as pods. The zero value runs none.
+	Node NodeMode
 }
 
 // Env is a running local control plane.
@@ -65,6 +68,9 @@ type Env struct {
 	RethinkDBAddr string
 	// GuildNetAPIServerPort is the port guildnet-apiserver listens on (loopback).
 	GuildNetAPIServerPort int
+	// WorkspaceImage is the code-server image loaded onto the node; empty
+	// without a node.
+	WorkspaceImage string
 
 	opts       Options
 	ownDir     bool
@@ -84,6 +90,7 @@ type Env struct {
 	reqlite   *reqlite.Server
 	replicas  []*Replica
 	userFiles map[string]string
+	node      *node
 }
 
 func (e *Env) progress(format string, args ...any) {
@@ -119,6 +126,12 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	if err := e.makePKI(); err != nil {
 		return nil, fmt.Errorf("creating certificates: %w", err)
 	}
+	// The node's images and containerd come first: a first run builds
+	// the images (minutes), and nothing else should wait on a clock meanwhile.
+	withNode, err := e.prepareNode(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if err := e.startEtcd(ctx); err != nil {
 		return nil, err
 	}
@@ -127,6 +140,11 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	}
 	if err := e.startControllerManager(); err != nil {
 		return nil, err
+	}
+	if withNode {
+		if err := e.startNode(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if err := e.startReqlite(ctx); err != nil {
 		return nil, err
@@ -252,6 +270,11 @@ func (e *Env) Stop() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var errs []error
+	// The node first: its pods are torn down through containerd while
+	// everything else still runs, and what it changed on the host is undone.
+	if err := e.stopNode(); err != nil {
+		errs = append(errs, fmt.Errorf("stopping the node: %w", err))
+	}
 	// kube-controller-manager first: its open watches on guildnet.io would
 	// otherwise hold guildnet-apiserver's graceful shutdown for its full
 	// timeout.

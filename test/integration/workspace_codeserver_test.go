@@ -1,18 +1,12 @@
 package integration
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -65,7 +59,7 @@ func TestCodeServerThroughKubectlProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	proxyURL := startKubectlProxy(t, env.AdminKubeconfig)
+	proxyURL := framework.StartKubectlProxy(t, env.AdminKubeconfig)
 	url := proxyURL + "/apis/guildnet.io/v1alpha1/namespaces/" + ns + "/workspaces/" + name + "/proxy/"
 	client := httpClientFor(t, adminCfg)
 	framework.Eventually(t, 30*time.Second, "code-server answers through the proxy", func(context.Context) error {
@@ -83,75 +77,8 @@ func TestCodeServerThroughKubectlProxy(t *testing.T) {
 	if err != nil {
 		t.Fatalf("code-server through kubectl proxy: %v\n%s\n(code-server log: %s; screenshot: %s)", err, out, cs.LogPath, shot)
 	}
-	var res struct {
-		OK                                bool
-		LoginMs, WorkbenchMs, ConnectedMs int
-		Websockets                        []struct {
-			URL    string
-			Status int
-			Opened bool
-		}
-	}
-	if err := json.Unmarshal([]byte(lastLine(out)), &res); err != nil {
-		t.Fatalf("script output %q: %v", out, err)
-	}
-	if !res.OK || res.ConnectedMs == 0 {
-		t.Fatalf("workbench did not connect: %s", out)
-	}
-	opened := 0
-	for _, ws := range res.Websockets {
-		if ws.Opened && ws.Status == 101 && strings.Contains(ws.URL, "/workspaces/"+name+"/proxy/") {
-			opened++
-		}
-	}
-	if opened == 0 {
-		t.Fatalf("no WebSocket opened through workspaces/proxy: %s", out)
-	}
-	if st, err := os.Stat(shot); err != nil || st.Size() < 10<<10 {
-		t.Fatalf("screenshot %s missing or tiny: %v", shot, err)
-	}
+	res := framework.ParseCodeServerLogin(t, out, "/workspaces/"+name+"/proxy/", shot)
+	opened := res.OpenedThrough("/workspaces/" + name + "/proxy/")
 	t.Logf("code-server through kubectl proxy → kube-apiserver → guildnet-apiserver: login %d ms, workbench %d ms, connected %d ms; %d WebSocket(s); screenshot %s",
 		res.LoginMs, res.WorkbenchMs, res.ConnectedMs, opened, shot)
-}
-
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return lines[len(lines)-1]
-}
-
-// startKubectlProxy runs `kubectl proxy --port 0` with kubeconfig and
-// returns its URL; the process is stopped when the test ends.
-func startKubectlProxy(t *testing.T, kubeconfig string) string {
-	t.Helper()
-	cmd := exec.Command(framework.Kubectl(t), "--kubeconfig", kubeconfig, "proxy", "--port", "0")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-	})
-	found := make(chan string, 1)
-	go func() {
-		re := regexp.MustCompile(`Starting to serve on (\S+)`)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				found <- "http://" + m[1]
-			}
-		}
-	}()
-	select {
-	case u := <-found:
-		return u
-	case <-time.After(30 * time.Second):
-		t.Fatal("kubectl proxy did not say where it serves within 30s")
-		return ""
-	}
 }

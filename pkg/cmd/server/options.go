@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/apiserver/pkg/endpoints/openapi"
 	genericapiserver "k8s.io/apiserver/pkg/server"
@@ -263,7 +264,8 @@ func (o *Options) startReconcilers(server *apiserver.GuildNetServer, cfg *apiser
 	if err := (&table.Reconciler{Client: mgr.GetClient(), RethinkDB: rdb, Resync: o.Controller.Resync}).SetupWithManager(mgr); err != nil {
 		return err
 	}
-	if err := (&workspace.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()}).SetupWithManager(mgr); err != nil {
+	if err := (&workspace.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
+		DefaultImagePullPolicy: corev1.PullPolicy(o.Controller.WorkspaceDefaultImagePullPolicy)}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	server.GenericAPIServer.AddPostStartHookOrDie("start-reconcilers", func(hc genericapiserver.PostStartHookContext) error {

@@ -28,12 +28,15 @@ const (
 	codeServerGID int64 = 1000
 )
 
-// Probe timings: generous, because a workspace image may take a while to
-// start (code-server needs a few seconds; other IDEs more), and restarting
-// a slow but healthy workspace loses the user's session.
+// Probe timings. Readiness is probed often from the start, because the
+// proxy opens a workspace only once it is ready and code-server is up within
+// seconds: a slow first probe would be most of the time a user waits.
+// Liveness is generous, because a workspace image may take a while to start
+// (other IDEs more than code-server), and restarting a slow but healthy
+// workspace loses the user's session.
 const (
-	readinessInitialDelay = 5
-	readinessPeriod       = 10
+	readinessInitialDelay = 0
+	readinessPeriod       = 2
 	livenessInitialDelay  = 60
 	livenessPeriod        = 20
 	probeTimeout          = 5

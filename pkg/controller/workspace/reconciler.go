@@ -46,6 +46,11 @@ type Reconciler struct {
 	APIReader client.Reader
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// DefaultImagePullPolicy is the pull policy of workspaces that set
+	// none; empty leaves it to Kubernetes (IfNotPresent unless the tag is
+	// latest). A cluster whose images are loaded onto its nodes, not pulled
+	// (the local dev cluster), sets Never.
+	DefaultImagePullPolicy corev1.PullPolicy
 
 	// children caches only the objects labelled guildnet.io/workspace, so
 	// the reconciler never holds every pod or Secret of the cluster.
@@ -231,6 +236,9 @@ func (r *Reconciler) apply(ctx context.Context, ws *v1alpha1.Workspace) []string
 		})
 	}
 	dep, svc := Deployment(ws), Service(ws)
+	if ws.Spec.ImagePullPolicy == "" && r.DefaultImagePullPolicy != "" {
+		dep.Spec.Template.Spec.Containers[0].WithImagePullPolicy(r.DefaultImagePullPolicy)
+	}
 	wg.Go(func() {
 		if err := r.applyIfChanged(ctx, "Deployment", dep, &appsv1.Deployment{}, key(*dep.Name), func(o client.Object) (any, error) {
 			return appsv1ac.ExtractDeployment(o.(*appsv1.Deployment), FieldOwner)

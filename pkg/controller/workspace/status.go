@@ -30,6 +30,7 @@ const (
 	ReasonApplyFailed                = "ApplyFailed"
 	ReasonImagePullBackOff           = "ImagePullBackOff"
 	ReasonInvalidImageName           = "InvalidImageName"
+	ReasonImageNotPresent            = "ImageNotPresent"
 	ReasonCrashLoopBackOff           = "CrashLoopBackOff"
 	ReasonCreateContainerConfigError = "CreateContainerConfigError"
 	ReasonUnschedulable              = "Unschedulable"
@@ -180,6 +181,9 @@ func containerFailure(cs *corev1.ContainerStatus) *failure {
 	case "ErrImagePull", "ImagePullBackOff":
 		return &failure{ReasonImagePullBackOff, fmt.Sprintf("cannot pull image %q (%s); check spec.image, "+
 			"and spec.imagePullSecrets if the registry needs credentials", image, detail)}
+	case "ErrImageNeverPull":
+		return &failure{ReasonImageNotPresent, fmt.Sprintf("image %q is not on the node and the pull policy is Never (%s); "+
+			"load the image onto the node (make dev builds and loads its workspace image), or set spec.imagePullPolicy to pull it", image, detail)}
 	case "InvalidImageName":
 		return &failure{ReasonInvalidImageName, fmt.Sprintf("%q is not a valid image reference (%s); fix spec.image", image, detail)}
 	case "CrashLoopBackOff":

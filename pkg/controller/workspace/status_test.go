@@ -44,6 +44,7 @@ func TestSetStatusPhases(t *testing.T) {
 		{"suspended", Observed{Suspended: true, Deployment: dep(0), Service: svc}, v1alpha1.WorkspaceStopped, ReasonSuspended},
 		{"image pull", Observed{Deployment: dep(0), Service: svc, Pods: waiting("ImagePullBackOff")}, v1alpha1.WorkspaceFailed, ReasonImagePullBackOff},
 		{"err image pull", Observed{Deployment: dep(0), Service: svc, Pods: waiting("ErrImagePull")}, v1alpha1.WorkspaceFailed, ReasonImagePullBackOff},
+		{"image not on the node", Observed{Deployment: dep(0), Service: svc, Pods: waiting("ErrImageNeverPull")}, v1alpha1.WorkspaceFailed, ReasonImageNotPresent},
 		{"invalid image", Observed{Deployment: dep(0), Service: svc, Pods: waiting("InvalidImageName")}, v1alpha1.WorkspaceFailed, ReasonInvalidImageName},
 		{"crash loop", Observed{Deployment: dep(1), Service: svc, Pods: waiting("CrashLoopBackOff")}, v1alpha1.WorkspaceFailed, ReasonCrashLoopBackOff},
 		{"unschedulable", Observed{Deployment: dep(0), Service: svc, Pods: unschedulable}, v1alpha1.WorkspaceFailed, ReasonUnschedulable},
