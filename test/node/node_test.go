@@ -32,6 +32,7 @@ import (
 	guildnetclient "github.com/guildnet/guildnet/generated/clientset/versioned"
 	"github.com/guildnet/guildnet/pkg/devenv"
 	"github.com/guildnet/guildnet/test/framework"
+	"github.com/guildnet/guildnet/test/workspacetest"
 )
 
 // TestRealNode brings up the local cluster with a node, runs a code-server
@@ -135,24 +136,6 @@ func running(ws *v1alpha1.Workspace) error {
 	return nil
 }
 
-// workspacePod is the workspace's one running pod.
-func (c *cluster) workspacePod(ctx context.Context, name string) (*corev1.Pod, error) {
-	pods, err := c.kube.CoreV1().Pods(c.ns).List(ctx, metav1.ListOptions{LabelSelector: guildnet.WorkspaceLabel + "=" + name})
-	if err != nil {
-		return nil, err
-	}
-	var live []corev1.Pod
-	for _, p := range pods.Items {
-		if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning {
-			live = append(live, p)
-		}
-	}
-	if len(live) != 1 {
-		return nil, fmt.Errorf("%d running pods of workspace %s (of %d)", len(live), name, len(pods.Items))
-	}
-	return &live[0], nil
-}
-
 // The whole path a user takes, on real pods: apply a code-server
 // Workspace, open it through kubectl proxy in a browser, log in with the
 // password from its Secret, type a command in the workbench's terminal
@@ -184,7 +167,7 @@ spec:
 	if ws.Status.ProxyTarget == "" || ws.Status.ServiceIP == "" {
 		t.Errorf("status lacks proxyTarget/serviceIP: %+v", ws.Status)
 	}
-	pod, err := c.workspacePod(ctx, name)
+	pod, err := workspacetest.LivePod(ctx, c.kube, c.ns, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +239,7 @@ spec:
 	// Resume: a new pod, the same home.
 	c.patchSuspend(t, name, false)
 	c.waitWorkspace(t, name, 3*time.Minute, "to be Running again", running)
-	pod2, err := c.workspacePod(ctx, name)
+	pod2, err := workspacetest.LivePod(ctx, c.kube, c.ns, name)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -119,9 +119,9 @@ func TestDeploymentCodeServerDefaults(t *testing.T) {
 		t.Errorf("ports = %+v, want http/8080", c.Ports)
 	}
 	r, l := c.ReadinessProbe, c.LivenessProbe
-	if *r.HTTPGet.Path != "/" || r.HTTPGet.Port.IntValue() != 8080 || *r.PeriodSeconds > 2 {
-		// Probed often: a workspace opens only once ready, so the first probe is what a user waits for.
-		t.Errorf("readiness probe: %+v, want / on 8080 every 2 s at most", r)
+	if *r.HTTPGet.Path != "/" || r.HTTPGet.Port.IntValue() != 8080 || *r.PeriodSeconds > 1 {
+		// Probed every second: the status says Running only once the pod is ready.
+		t.Errorf("readiness probe: %+v, want / on 8080 every second", r)
 	}
 	if *l.HTTPGet.Path != "/" || l.HTTPGet.Port.IntValue() != 8080 || *l.InitialDelaySeconds < 60 || *l.FailureThreshold < 3 {
 		t.Errorf("liveness probe: %+v", l)

@@ -16,16 +16,14 @@ import (
 	"time"
 
 	r "gopkg.in/rethinkdb/rethinkdb-go.v6"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/guildnet/guildnet/apis/guildnet"
 	"github.com/guildnet/guildnet/apis/guildnet/v1alpha1"
-	guildnetclient "github.com/guildnet/guildnet/generated/clientset/versioned"
 	"github.com/guildnet/guildnet/pkg/devenv"
+	"github.com/guildnet/guildnet/test/bench/benchenv"
 	"github.com/guildnet/guildnet/test/bench/benchutil"
 )
 
@@ -49,19 +47,13 @@ func main() {
 
 func run() error {
 	ctx := context.Background()
-	fmt.Println("starting a local control plane ...")
-	env, err := devenv.Start(ctx, devenv.Options{})
+	env, err := benchenv.Start(ctx, devenv.Options{}, ns)
 	if err != nil {
 		return err
 	}
 	defer env.Stop()
-	cfg := env.AdminConfig()
-	kube := kubernetes.NewForConfigOrDie(cfg)
-	gn := guildnetclient.NewForConfigOrDie(cfg)
+	gn := env.GN
 	rc := gn.GuildnetV1alpha1().RESTClient()
-	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		return err
-	}
 	if _, err := gn.GuildnetV1alpha1().Databases(ns).Create(ctx, &v1alpha1.Database{ObjectMeta: metav1.ObjectMeta{Name: "bench"}}, metav1.CreateOptions{}); err != nil {
 		return err
 	}

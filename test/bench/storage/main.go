@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensions "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,11 +20,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/guildnet/guildnet/apis/guildnet/v1alpha1"
-	guildnetclient "github.com/guildnet/guildnet/generated/clientset/versioned"
 	"github.com/guildnet/guildnet/pkg/devenv"
+	"github.com/guildnet/guildnet/test/bench/benchenv"
 	"github.com/guildnet/guildnet/test/bench/benchutil"
 )
 
@@ -50,19 +48,13 @@ var widgets = schema.GroupVersionResource{Group: "bench.guildnet.io", Version: "
 
 func run() error {
 	ctx := context.Background()
-	fmt.Println("starting a local control plane ...")
-	env, err := devenv.Start(ctx, devenv.Options{})
+	env, err := benchenv.Start(ctx, devenv.Options{}, namespace)
 	if err != nil {
 		return err
 	}
 	defer env.Stop()
-	cfg := env.AdminConfig()
-	kube := kubernetes.NewForConfigOrDie(cfg)
-	gn := guildnetclient.NewForConfigOrDie(cfg)
+	cfg, kube, gn := env.AdminConfig(), env.Kube, env.GN
 	dyn := dynamic.NewForConfigOrDie(cfg)
-	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}, metav1.CreateOptions{}); err != nil {
-		return err
-	}
 	if err := createCRD(ctx, apiextensions.NewForConfigOrDie(cfg)); err != nil {
 		return err
 	}

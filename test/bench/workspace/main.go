@@ -28,7 +28,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
@@ -37,6 +36,7 @@ import (
 	"github.com/guildnet/guildnet/apis/guildnet/v1alpha1"
 	guildnetclient "github.com/guildnet/guildnet/generated/clientset/versioned"
 	"github.com/guildnet/guildnet/pkg/devenv"
+	"github.com/guildnet/guildnet/test/bench/benchenv"
 	"github.com/guildnet/guildnet/test/bench/benchutil"
 	"github.com/guildnet/guildnet/test/netns"
 	"github.com/guildnet/guildnet/test/workspacetest"
@@ -61,18 +61,12 @@ func main() {
 
 func run() error {
 	ctx := context.Background()
-	fmt.Println("starting a local control plane ...")
-	env, err := devenv.Start(ctx, devenv.Options{})
+	env, err := benchenv.Start(ctx, devenv.Options{}, namespace)
 	if err != nil {
 		return err
 	}
 	defer env.Stop()
-	cfg := env.AdminConfig()
-	kube := kubernetes.NewForConfigOrDie(cfg)
-	gn := guildnetclient.NewForConfigOrDie(cfg)
-	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}, metav1.CreateOptions{}); err != nil {
-		return err
-	}
+	cfg, kube, gn := env.AdminConfig(), env.Kube, env.GN
 
 	ns, err := netns.New()
 	if err != nil {
