@@ -1,5 +1,5 @@
-// Package benchutil holds what the benchmark programs share: percentiles
-// and the printing of durations and ratios.
+// Package benchutil holds what the benchmark programs share: starting the
+// local cluster, percentiles and the printing of durations and ratios.
 package benchutil
 
 import (

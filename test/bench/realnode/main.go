@@ -28,7 +28,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -41,7 +40,7 @@ import (
 	"github.com/guildnet/guildnet/apis/guildnet/v1alpha1"
 	guildnetclient "github.com/guildnet/guildnet/generated/clientset/versioned"
 	"github.com/guildnet/guildnet/pkg/devenv"
-	"github.com/guildnet/guildnet/test/bench/benchenv"
+	"github.com/guildnet/guildnet/test/bench/benchutil"
 	"github.com/guildnet/guildnet/test/framework"
 	"github.com/guildnet/guildnet/test/workspacetest"
 )
@@ -70,7 +69,7 @@ type result struct {
 func run() error {
 	ctx := context.Background()
 	// Progress shown: the node's first image build takes minutes.
-	env, err := benchenv.Start(ctx, devenv.Options{Node: devenv.NodeRequired, Progress: os.Stdout}, namespace)
+	env, err := benchutil.StartCluster(ctx, devenv.Options{Node: devenv.NodeRequired, Progress: os.Stdout}, namespace)
 	if err != nil {
 		return err
 	}
@@ -125,7 +124,7 @@ func run() error {
 		direct[i] = time.Duration(r.direct.ConnectedMs) * time.Millisecond
 		answering[i], running[i] = r.answering, r.running
 	}
-	med, medNoBrowser := median(totals), median(withoutBrowser)
+	med, medNoBrowser := median50(totals), median50(withoutBrowser)
 	verdict := "met"
 	if med > goal {
 		verdict = "missed"
@@ -133,11 +132,11 @@ func run() error {
 	fmt.Printf("\nkubectl apply → connected workbench, median of %d: %s (goal < %s: %s); without starting Chromium: %s\n",
 		len(results), ms(med), goal, verdict, ms(medNoBrowser))
 	fmt.Printf("  of which: apply → proxy answering %s, → status Running %s; first request → connected through kubectl proxy %s, straight at the pod %s (ratio %.2f×)\n",
-		ms(median(answering)), ms(median(running)), ms(median(proxied)), ms(median(direct)), median(proxied).Seconds()/median(direct).Seconds())
+		ms(median50(answering)), ms(median50(running)), ms(median50(proxied)), ms(median50(direct)), median50(proxied).Seconds()/median50(direct).Seconds())
 	return nil
 }
 
-func measure(ctx context.Context, env *benchenv.Cluster, kube kubernetes.Interface, gn guildnetclient.Interface, kubectl, proxy, browserDir, name string) (result, error) {
+func measure(ctx context.Context, env *benchutil.Cluster, kube kubernetes.Interface, gn guildnetclient.Interface, kubectl, proxy, browserDir, name string) (result, error) {
 	var r result
 	manifest := fmt.Sprintf("apiVersion: guildnet.io/v1alpha1\nkind: Workspace\nmetadata:\n  name: %s\n  namespace: %s\nspec:\n  image: %s\n",
 		name, namespace, env.WorkspaceImage)
@@ -223,10 +222,7 @@ func openWorkbench(ctx context.Context, browserDir, url, password string) (frame
 	return l, nil
 }
 
-func median(d []time.Duration) time.Duration {
-	s := append([]time.Duration(nil), d...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[len(s)/2]
-}
-
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
+
+// median50 is the median (nearest rank) of d.
+func median50(d []time.Duration) time.Duration { return benchutil.Percentile(d, 50) }

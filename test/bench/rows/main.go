@@ -23,7 +23,6 @@ import (
 	"github.com/guildnet/guildnet/apis/guildnet"
 	"github.com/guildnet/guildnet/apis/guildnet/v1alpha1"
 	"github.com/guildnet/guildnet/pkg/devenv"
-	"github.com/guildnet/guildnet/test/bench/benchenv"
 	"github.com/guildnet/guildnet/test/bench/benchutil"
 )
 
@@ -47,7 +46,7 @@ func main() {
 
 func run() error {
 	ctx := context.Background()
-	env, err := benchenv.Start(ctx, devenv.Options{}, ns)
+	env, err := benchutil.StartCluster(ctx, devenv.Options{}, ns)
 	if err != nil {
 		return err
 	}

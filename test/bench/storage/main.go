@@ -23,7 +23,6 @@ import (
 
 	"github.com/guildnet/guildnet/apis/guildnet/v1alpha1"
 	"github.com/guildnet/guildnet/pkg/devenv"
-	"github.com/guildnet/guildnet/test/bench/benchenv"
 	"github.com/guildnet/guildnet/test/bench/benchutil"
 )
 
@@ -48,7 +47,7 @@ var widgets = schema.GroupVersionResource{Group: "bench.guildnet.io", Version: "
 
 func run() error {
 	ctx := context.Background()
-	env, err := benchenv.Start(ctx, devenv.Options{}, namespace)
+	env, err := benchutil.StartCluster(ctx, devenv.Options{}, namespace)
 	if err != nil {
 		return err
 	}

@@ -36,7 +36,6 @@ import (
 	"github.com/guildnet/guildnet/apis/guildnet/v1alpha1"
 	guildnetclient "github.com/guildnet/guildnet/generated/clientset/versioned"
 	"github.com/guildnet/guildnet/pkg/devenv"
-	"github.com/guildnet/guildnet/test/bench/benchenv"
 	"github.com/guildnet/guildnet/test/bench/benchutil"
 	"github.com/guildnet/guildnet/test/netns"
 	"github.com/guildnet/guildnet/test/workspacetest"
@@ -61,7 +60,7 @@ func main() {
 
 func run() error {
 	ctx := context.Background()
-	env, err := benchenv.Start(ctx, devenv.Options{}, namespace)
+	env, err := benchutil.StartCluster(ctx, devenv.Options{}, namespace)
 	if err != nil {
 		return err
 	}

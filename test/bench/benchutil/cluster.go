@@ -1,6 +1,4 @@
-// Package benchenv starts the local cluster that the benchmark programs
-// under test/bench measure against, with clients and a namespace to work in.
-package benchenv
+package benchutil
 
 import (
 	"context"
@@ -14,15 +12,15 @@ import (
 	"github.com/guildnet/guildnet/pkg/devenv"
 )
 
-// Cluster is a running local cluster; Stop ends it.
+// Cluster is the local cluster a benchmark measures against; Stop ends it.
 type Cluster struct {
 	*devenv.Env
 	Kube kubernetes.Interface
 	GN   guildnetclient.Interface
 }
 
-// Start starts a local cluster with opts and creates namespace in it.
-func Start(ctx context.Context, opts devenv.Options, namespace string) (*Cluster, error) {
+// StartCluster starts a local cluster with opts and creates namespace in it.
+func StartCluster(ctx context.Context, opts devenv.Options, namespace string) (*Cluster, error) {
 	fmt.Println("starting a local control plane ...")
 	env, err := devenv.Start(ctx, opts)
 	if err != nil {
