@@ -72,32 +72,61 @@ type node struct {
 
 // nodeUnavailable explains why this machine cannot run a node.
 func nodeUnavailable(toolsDir string) error {
-	if os.Geteuid() != 0 {
+	return thisHost().nodeUnavailable(toolsDir)
+}
+
+// host is what nodeUnavailable looks at, so each reason can be checked
+// without changing the machine.
+type host struct {
+	euid      int
+	mountinfo func() ([]byte, error)
+	lookPath  func(string) (string, error)
+	exists    func(string) bool
+}
+
+func thisHost() host {
+	return host{
+		euid:      os.Geteuid(),
+		mountinfo: func() ([]byte, error) { return os.ReadFile("/proc/self/mountinfo") },
+		lookPath:  exec.LookPath,
+		exists: func(p string) bool {
+			_, err := os.Stat(p)
+			return err == nil
+		},
+	}
+}
+
+func (h host) nodeUnavailable(toolsDir string) error {
+	if h.euid != 0 {
 		return errors.New("not running as root (containerd and the kubelet need root; run make dev or the tests as root for real pods)")
 	}
-	mounts, err := os.ReadFile("/proc/self/mountinfo")
+	mounts, err := h.mountinfo()
 	if err != nil || !strings.Contains(string(mounts), " - cgroup") {
 		return errors.New("no cgroup filesystem is mounted (the kubelet needs cgroups)")
 	}
 	for _, bin := range []string{"containerd", "containerd-shim-runc-v2", "runc", "ctr", "ip", "iptables", "iptables-save"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			return fmt.Errorf("%s is not installed (apt-get install containerd runc containernetworking-plugins iptables iproute2)", bin)
+		if _, err := h.lookPath(bin); err != nil {
+			return fmt.Errorf("%s is not installed (make node, or apt-get install containerd runc containernetworking-plugins iptables iproute2)", bin)
 		}
 	}
-	if cniBinDir() == "" {
-		return errors.New("the CNI plugins are not installed (apt-get install containernetworking-plugins)")
+	if h.cniBinDir() == "" {
+		return errors.New("the CNI plugins are not installed (make node, or apt-get install containernetworking-plugins)")
 	}
 	for _, tool := range []string{"kubelet", "kube-scheduler"} {
-		if _, err := os.Stat(filepath.Join(toolsDir, tool)); err != nil {
+		if !h.exists(filepath.Join(toolsDir, tool)) {
 			return fmt.Errorf("%s is not built in %s (run make tools)", tool, toolsDir)
 		}
 	}
 	return nil
 }
 
-func cniBinDir() string {
+func cniBinDir() string { return thisHost().cniBinDir() }
+
+// cniBinDir is where Debian (/usr/lib/cni) or the upstream tarball
+// (/opt/cni/bin) put the CNI plugins; empty when neither has them.
+func (h host) cniBinDir() string {
 	for _, d := range []string{"/usr/lib/cni", "/opt/cni/bin"} {
-		if _, err := os.Stat(filepath.Join(d, "bridge")); err == nil {
+		if h.exists(filepath.Join(d, "bridge")) {
 			return d
 		}
 	}
@@ -234,22 +263,35 @@ func freeSubnet() (*net.IPNet, error) {
 		}
 	}
 	if routes, err := os.ReadFile("/proc/net/route"); err == nil {
-		for _, line := range strings.Split(string(routes), "\n")[1:] {
-			f := strings.Fields(line)
-			if len(f) < 8 {
-				continue
-			}
-			dst, err1 := strconv.ParseUint(f[1], 16, 32)
-			mask, err2 := strconv.ParseUint(f[7], 16, 32)
-			if err1 != nil || err2 != nil || mask == 0 {
-				continue
-			}
-			// /proc/net/route prints addresses in host (little-endian) order.
-			ip := net.IPv4(byte(dst), byte(dst>>8), byte(dst>>16), byte(dst>>24))
-			m := net.IPv4Mask(byte(mask), byte(mask>>8), byte(mask>>16), byte(mask>>24))
-			used = append(used, &net.IPNet{IP: ip.Mask(m), Mask: m})
-		}
+		used = append(used, routeNets(string(routes))...)
 	}
+	return pickSubnet(used)
+}
+
+// routeNets returns the destinations of /proc/net/route's routes, the
+// default route left out.
+func routeNets(table string) []*net.IPNet {
+	var nets []*net.IPNet
+	for _, line := range strings.Split(table, "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 8 {
+			continue
+		}
+		dst, err1 := strconv.ParseUint(f[1], 16, 32)
+		mask, err2 := strconv.ParseUint(f[7], 16, 32)
+		if err1 != nil || err2 != nil || mask == 0 {
+			continue
+		}
+		// /proc/net/route prints addresses in host (little-endian) order.
+		ip := net.IPv4(byte(dst), byte(dst>>8), byte(dst>>16), byte(dst>>24))
+		m := net.IPv4Mask(byte(mask), byte(mask>>8), byte(mask>>16), byte(mask>>24))
+		nets = append(nets, &net.IPNet{IP: ip.Mask(m), Mask: m})
+	}
+	return nets
+}
+
+// pickSubnet returns the first 10.213.X.0/24 that overlaps none of used.
+func pickSubnet(used []*net.IPNet) (*net.IPNet, error) {
 	for x := 0; x < 256; x++ {
 		cand := &net.IPNet{IP: net.IPv4(10, 213, byte(x), 0).To4(), Mask: net.CIDRMask(24, 32)}
 		clash := false
@@ -263,7 +305,7 @@ func freeSubnet() (*net.IPNet, error) {
 			return cand, nil
 		}
 	}
-	return nil, errors.New("no free /24 in 10.213.0.0/16 for the node's pods")
+	return nil, errors.New("no free /24 in 10.213.0.0/16 for the node's pods; remove the addresses or routes that cover it, or free one of its /24s")
 }
 
 // makeCgroups makes the node's own cgroup in every hierarchy, so
