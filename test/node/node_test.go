@@ -23,6 +23,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -66,6 +67,7 @@ func TestRealNode(t *testing.T) {
 	t.Run("CodeServerWorkspace", c.codeServerWorkspace)
 	t.Run("LogFollow", c.logFollow)
 	t.Run("BrokenImage", c.brokenImage)
+	t.Run("CrashLoop", c.crashLoop)
 
 	// The code-server workspace is still running: stopping must take its
 	// pod, mounts and network down too.
@@ -359,6 +361,43 @@ func (c *cluster) brokenImage(t *testing.T) {
 	}
 	if out := c.kubectl(t, "get", "workspace", name); !strings.Contains(out, "Failed") {
 		t.Errorf("kubectl get workspace %s: %s", name, out)
+	}
+	if err := c.gn.GuildnetV1alpha1().Workspaces(c.ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A workspace whose container keeps exiting reports CrashLoopBackOff with
+// the exit code, and its log subresource shows what the crashed container
+// said (previous=true), which is where a user looks next.
+func (c *cluster) crashLoop(t *testing.T) {
+	ctx := context.Background()
+	const name = "crasher"
+	if _, err := c.gn.GuildnetV1alpha1().Workspaces(c.ns).Create(ctx, &v1alpha1.Workspace{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: v1alpha1.WorkspaceSpec{
+			Image:   c.env.WorkspaceImage,
+			Command: []string{"/bin/sh", "-c", "echo cannot start: no config >&2; exit 3"},
+			Env:     []v1alpha1.EnvVar{{Name: "PASSWORD", Value: "unused"}},
+		},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The kubelet reports the back-off once it delays a restart, i.e.
+	// after the container exited more than once.
+	ws := c.waitWorkspace(t, name, 2*time.Minute, "to be Failed with CrashLoopBackOff", func(ws *v1alpha1.Workspace) error {
+		cond := meta.FindStatusCondition(ws.Status.Conditions, "Ready")
+		if ws.Status.Phase == v1alpha1.WorkspaceFailed && cond != nil && cond.Status == metav1.ConditionFalse && cond.Reason == "CrashLoopBackOff" {
+			return nil
+		}
+		return fmt.Errorf("phase %q, conditions %+v", ws.Status.Phase, ws.Status.Conditions)
+	})
+	if msg := meta.FindStatusCondition(ws.Status.Conditions, "Ready").Message; !strings.Contains(msg, "exit code 3") {
+		t.Errorf("Ready condition's message %q does not give the exit code 3", msg)
+	}
+	out := c.kubectl(t, "get", "--raw", "/apis/guildnet.io/v1alpha1/namespaces/"+c.ns+"/workspaces/"+name+"/log?previous=true")
+	if !strings.Contains(out, "cannot start: no config") {
+		t.Errorf("workspaces/%s/log?previous=true = %q, want the crashed container's stderr", name, out)
 	}
 	if err := c.gn.GuildnetV1alpha1().Workspaces(c.ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
