@@ -100,7 +100,8 @@ func (e *Env) progress(format string, args ...any) {
 }
 
 // Start brings up the whole environment and returns once guildnet.io is
-// served through kube-apiserver's discovery. On error everything started so
+// served through kube-apiserver's discovery (and, with a node, its images
+// are loaded). On error everything started so
 // far is stopped again.
 func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	e := &Env{opts: opts, userFiles: map[string]string{}}
@@ -151,6 +152,9 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	}
 	if err := e.startGuildNet(ctx); err != nil {
 		return nil, err
+	}
+	if err := e.waitForImages(ctx); err != nil {
+		return nil, fmt.Errorf("loading the node's images: %w", err)
 	}
 	e.progress("ready in %s", time.Since(start).Round(100*time.Millisecond))
 	return e, nil

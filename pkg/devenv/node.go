@@ -66,6 +66,10 @@ type node struct {
 	scheduler       *process
 	socket          string
 	stopProvisioner context.CancelFunc
+	// imageLoad reports the background load of the workspace image;
+	// cancelImageLoad stops it.
+	imageLoad       chan error
+	cancelImageLoad context.CancelFunc
 
 	pause, workspace images.Image
 }
@@ -400,14 +404,42 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 	}); err != nil {
 		return err
 	}
-	for _, img := range []images.Image{n.pause, n.workspace} {
-		start := time.Now()
-		if err := images.Import(ctx, "ctr", n.socket, img); err != nil {
-			return err
-		}
-		e.progress("loaded %s into containerd in %s", img.Name, time.Since(start).Round(100*time.Millisecond))
+	if err := e.loadImage(ctx, n.pause); err != nil {
+		return err
 	}
+	// The workspace image (~1 GB, 20–40 s) loads while the control plane
+	// starts; Start waits for it before saying ready (waitForImages), and
+	// no pod needs it earlier.
+	loadCtx, cancel := context.WithCancel(context.Background())
+	n.imageLoad = make(chan error, 1)
+	n.cancelImageLoad = cancel
+	go func() { n.imageLoad <- e.loadImage(loadCtx, n.workspace) }()
 	return nil
+}
+
+func (e *Env) loadImage(ctx context.Context, img images.Image) error {
+	start := time.Now()
+	if err := images.Import(ctx, "ctr", e.node.socket, img); err != nil {
+		return err
+	}
+	e.progress("loaded %s into containerd in %s", img.Name, time.Since(start).Round(100*time.Millisecond))
+	return nil
+}
+
+// waitForImages returns once the images loading in the background are in
+// containerd, or why they are not.
+func (e *Env) waitForImages(ctx context.Context) error {
+	n := e.node
+	if n == nil || n.imageLoad == nil {
+		return nil
+	}
+	select {
+	case err := <-n.imageLoad:
+		n.imageLoad = nil
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // kubeAPIServerNodeArgs are kube-apiserver's flags for talking to the
@@ -583,6 +615,12 @@ func (e *Env) stopNode() error {
 	}
 	if n.stopProvisioner != nil {
 		n.stopProvisioner()
+	}
+	if n.imageLoad != nil {
+		// Stopped while the workspace image was still loading: end ctr first.
+		n.cancelImageLoad()
+		<-n.imageLoad
+		n.imageLoad = nil
 	}
 	add(n.kubelet.stop(10 * time.Second))
 	add(n.scheduler.stop(10 * time.Second))
