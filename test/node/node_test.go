@@ -196,8 +196,10 @@ spec:
 	proxyPath := "/apis/guildnet.io/v1alpha1/namespaces/" + c.ns + "/workspaces/" + name + "/proxy/"
 	shot := filepath.Join(framework.ArtifactsDir(t), "code-server-on-a-real-node.png")
 	const proofFile = "/home/coder/terminal-proof.txt"
+	// No ?folder= in the URL: the workspace opens its home by itself, so
+	// the explorer listing the file proves that too.
 	out, err := framework.RunBrowserScript(t, "codeserver-login.js",
-		"--url", proxy+proxyPath+"?folder=/home/coder", "--password", password, "--screenshot", shot,
+		"--url", proxy+proxyPath, "--password", password, "--screenshot", shot,
 		"--expect-file", "hello-guildnet.txt", "--timeout-ms", "120000",
 		"--terminal-command", "echo ran-in-$(hostname) > "+proofFile)
 	if err != nil {

@@ -70,14 +70,26 @@ func IsCodeServer(image string) bool {
 
 // CodeServerArgs are the arguments a code-server image gets when spec.args
 // is empty: listen on every address at port with password authentication,
-// and no calls home from inside the cluster.
-func CodeServerArgs(port int32) []string {
+// no calls home from inside the cluster, and open folder. Arguments replace
+// the image's CMD, and with it the folder code-server's images open by
+// default ("."), which would leave the user in an empty window.
+func CodeServerArgs(port int32, folder string) []string {
 	return []string{
 		"--bind-addr", "0.0.0.0:" + strconv.Itoa(int(port)),
 		"--auth", "password",
 		"--disable-telemetry",
 		"--disable-update-check",
+		folder,
 	}
+}
+
+// codeServerFolder is the folder a code-server workspace opens: its
+// persistent home when it has one, else the image's working directory.
+func codeServerFolder(spec *v1alpha1.WorkspaceSpec) string {
+	if spec.Storage != nil {
+		return HomeMountPath(spec.Storage)
+	}
+	return "."
 }
 
 // Ports are the workspace's ports, each named: spec.ports, or 8080 when
@@ -176,7 +188,7 @@ func Deployment(ws *v1alpha1.Workspace) *appsv1ac.DeploymentApplyConfiguration {
 	case len(spec.Args) > 0:
 		container.WithArgs(spec.Args...)
 	case IsCodeServer(spec.Image):
-		container.WithArgs(CodeServerArgs(first)...)
+		container.WithArgs(CodeServerArgs(first, codeServerFolder(spec))...)
 	}
 
 	// PORT and PASSWORD come first so that spec.env can refer to them as $(PORT).

@@ -106,7 +106,8 @@ func TestDeploymentCodeServerDefaults(t *testing.T) {
 	if *c.Name != guildnet.WorkspaceContainerName {
 		t.Errorf("container name = %s", *c.Name)
 	}
-	if want := []string{"--bind-addr", "0.0.0.0:8080", "--auth", "password", "--disable-telemetry", "--disable-update-check"}; !slices.Equal(c.Args, want) {
+	// Without storage it opens the image's working directory, as the image's own CMD would.
+	if want := []string{"--bind-addr", "0.0.0.0:8080", "--auth", "password", "--disable-telemetry", "--disable-update-check", "."}; !slices.Equal(c.Args, want) {
 		t.Errorf("args = %v, want %v", c.Args, want)
 	}
 	if e := env(c, "PORT"); e == nil || *e.Value != "8080" {
@@ -130,11 +131,20 @@ func TestDeploymentCodeServerDefaults(t *testing.T) {
 		t.Errorf("no storage but volumes %+v mounts %+v", d.Spec.Template.Spec.Volumes, c.VolumeMounts)
 	}
 
-	// With storage, code-server's user can write its fresh home volume.
+	// With storage, code-server's user can write its fresh home volume,
+	// and code-server opens it.
 	ws.Spec.Storage = &v1alpha1.WorkspaceStorage{Size: resource.MustParse("1Gi")}
 	if sc := Deployment(ws).Spec.Template.Spec.SecurityContext; sc == nil || *sc.FSGroup != 1000 {
 		t.Errorf("code-server with storage: security context %+v, want fsGroup 1000", sc)
 	}
+	if args := Deployment(ws).Spec.Template.Spec.Containers[0].Args; args[len(args)-1] != "/home/coder" {
+		t.Errorf("code-server with storage: args %v, want the home /home/coder opened", args)
+	}
+	ws.Spec.Storage.MountPath = "/work"
+	if args := Deployment(ws).Spec.Template.Spec.Containers[0].Args; args[len(args)-1] != "/work" {
+		t.Errorf("code-server with storage at /work: args %v, want /work opened", args)
+	}
+	ws.Spec.Storage.MountPath = ""
 	// A code-server image on another port binds that port.
 	ws.Spec.Ports = []v1alpha1.WorkspacePort{{Name: "http", Port: 3000}}
 	if args := Deployment(ws).Spec.Template.Spec.Containers[0].Args; args[1] != "0.0.0.0:3000" {
