@@ -48,7 +48,7 @@ tools: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, k
 build: ## Build guildnet-apiserver and guildnet-dev into _output/bin.
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-dev: deps tools build node ## Run the local control plane with guildnet-apiserver and the portal (already joined) in the foreground.
+dev: deps tools build node ## Run the local control plane (as root with a real node), guildnet-apiserver and the portal (already joined) in the foreground.
 	$(BIN)/guildnet-dev
 
 test: verify test-unit test-integration ## Everything CI runs: checks, unit and integration tests.
