@@ -255,6 +255,21 @@ spec:
 	}
 }
 
+func (c *cluster) createWorkspace(t *testing.T, name string, spec v1alpha1.WorkspaceSpec) {
+	t.Helper()
+	ws := &v1alpha1.Workspace{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: spec}
+	if _, err := c.gn.GuildnetV1alpha1().Workspaces(c.ns).Create(context.Background(), ws, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (c *cluster) deleteWorkspace(t *testing.T, name string) {
+	t.Helper()
+	if err := c.gn.GuildnetV1alpha1().Workspaces(c.ns).Delete(context.Background(), name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		t.Fatal(err)
+	}
+}
+
 func (c *cluster) patchSuspend(t *testing.T, name string, suspend bool) {
 	t.Helper()
 	patch := fmt.Sprintf(`{"spec":{"suspend":%t}}`, suspend)
@@ -269,18 +284,13 @@ func (c *cluster) patchSuspend(t *testing.T, name string, suspend bool) {
 func (c *cluster) logFollow(t *testing.T) {
 	ctx := context.Background()
 	const name = "ticker"
-	if _, err := c.gn.GuildnetV1alpha1().Workspaces(c.ns).Create(ctx, &v1alpha1.Workspace{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: v1alpha1.WorkspaceSpec{
-			Image:   c.env.WorkspaceImage,
-			Command: []string{"/bin/bash", "-c", "i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.2; done"},
-			// Ticking on stdout, not serving HTTP: the workspace never gets
-			// Ready, which the log does not need.
-			Env: []v1alpha1.EnvVar{{Name: "PASSWORD", Value: "unused"}},
-		},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	c.createWorkspace(t, name, v1alpha1.WorkspaceSpec{
+		Image:   c.env.WorkspaceImage,
+		Command: []string{"/bin/bash", "-c", "i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.2; done"},
+		// Ticking on stdout, not serving HTTP: the workspace never gets
+		// Ready, which the log does not need.
+		Env: []v1alpha1.EnvVar{{Name: "PASSWORD", Value: "unused"}},
+	})
 	framework.Eventually(t, 2*time.Minute, "the ticker's container runs", func(ctx context.Context) error {
 		pods, err := c.kube.CoreV1().Pods(c.ns).List(ctx, metav1.ListOptions{LabelSelector: guildnet.WorkspaceLabel + "=" + name})
 		if err != nil {
@@ -332,22 +342,14 @@ func (c *cluster) logFollow(t *testing.T) {
 			lines, first, last, time.Since(opened).Round(time.Millisecond), sc.Err())
 	}
 	t.Logf("followed %d lines over %s: %q … %q", lines, time.Since(opened).Round(time.Millisecond), first, last)
-	if err := c.gn.GuildnetV1alpha1().Workspaces(c.ns).Delete(context.Background(), name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-		t.Fatal(err)
-	}
+	c.deleteWorkspace(t, name)
 }
 
 // A workspace whose image is not on the node says so in its status and
 // conditions (the dev environment sets the pull policy to Never).
 func (c *cluster) brokenImage(t *testing.T) {
-	ctx := context.Background()
 	const name = "broken"
-	if _, err := c.gn.GuildnetV1alpha1().Workspaces(c.ns).Create(ctx, &v1alpha1.Workspace{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec:       v1alpha1.WorkspaceSpec{Image: "guildnet.local/code-server-does-not-exist:1"},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	c.createWorkspace(t, name, v1alpha1.WorkspaceSpec{Image: "guildnet.local/code-server-does-not-exist:1"})
 	ws := c.waitWorkspace(t, name, 2*time.Minute, "to be Failed with the reason", func(ws *v1alpha1.Workspace) error {
 		for _, cond := range ws.Status.Conditions {
 			if cond.Type == "Ready" && cond.Status == metav1.ConditionFalse && cond.Reason == "ImageNotPresent" && ws.Status.Phase == v1alpha1.WorkspaceFailed {
@@ -364,27 +366,19 @@ func (c *cluster) brokenImage(t *testing.T) {
 	if out := c.kubectl(t, "get", "workspace", name); !strings.Contains(out, "Failed") {
 		t.Errorf("kubectl get workspace %s: %s", name, out)
 	}
-	if err := c.gn.GuildnetV1alpha1().Workspaces(c.ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	c.deleteWorkspace(t, name)
 }
 
 // A workspace whose container keeps exiting reports CrashLoopBackOff with
 // the exit code, and its log subresource shows what the crashed container
 // said (previous=true), which is where a user looks next.
 func (c *cluster) crashLoop(t *testing.T) {
-	ctx := context.Background()
 	const name = "crasher"
-	if _, err := c.gn.GuildnetV1alpha1().Workspaces(c.ns).Create(ctx, &v1alpha1.Workspace{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: v1alpha1.WorkspaceSpec{
-			Image:   c.env.WorkspaceImage,
-			Command: []string{"/bin/sh", "-c", "echo cannot start: no config >&2; exit 3"},
-			Env:     []v1alpha1.EnvVar{{Name: "PASSWORD", Value: "unused"}},
-		},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	c.createWorkspace(t, name, v1alpha1.WorkspaceSpec{
+		Image:   c.env.WorkspaceImage,
+		Command: []string{"/bin/sh", "-c", "echo cannot start: no config >&2; exit 3"},
+		Env:     []v1alpha1.EnvVar{{Name: "PASSWORD", Value: "unused"}},
+	})
 	// The kubelet reports the back-off once it delays a restart, i.e.
 	// after the container exited more than once.
 	ws := c.waitWorkspace(t, name, 2*time.Minute, "to be Failed with CrashLoopBackOff", func(ws *v1alpha1.Workspace) error {
@@ -401,7 +395,5 @@ func (c *cluster) crashLoop(t *testing.T) {
 	if !strings.Contains(out, "cannot start: no config") {
 		t.Errorf("workspaces/%s/log?previous=true = %q, want the crashed container's stderr", name, out)
 	}
-	if err := c.gn.GuildnetV1alpha1().Workspaces(c.ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	c.deleteWorkspace(t, name)
 }
