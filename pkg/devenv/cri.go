@@ -64,10 +64,20 @@ func removeAllPods(ctx context.Context, socket string) error {
 
 // killTree sends SIGKILL to pid and every process below it.
 func killTree(pid int) error {
+	below, err := Descendants(pid)
+	for _, p := range append([]int{pid}, below...) {
+		_ = syscall.Kill(p, syscall.SIGKILL)
+	}
+	return err
+}
+
+// Descendants lists the processes below pid (children first, then theirs),
+// read from /proc.
+func Descendants(pid int) ([]int, error) {
 	children := map[int][]int{}
 	procs, err := os.ReadDir("/proc")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, p := range procs {
 		child, err := strconv.Atoi(p.Name())
@@ -78,9 +88,13 @@ func killTree(pid int) error {
 		if err != nil {
 			continue
 		}
-		// The command name in parentheses may hold spaces; fields after the last ')' are fixed.
-		rest := string(stat[strings.LastIndexByte(string(stat), ')')+1:])
-		f := strings.Fields(rest)
+		// The command name in parentheses may hold spaces; the fields after
+		// the last ')' are state, ppid, ...
+		end := strings.LastIndexByte(string(stat), ')')
+		if end < 0 {
+			continue
+		}
+		f := strings.Fields(string(stat[end+1:]))
 		if len(f) < 2 {
 			continue
 		}
@@ -88,15 +102,14 @@ func killTree(pid int) error {
 			children[ppid] = append(children[ppid], child)
 		}
 	}
-	var kill func(int)
-	kill = func(p int) {
-		_ = syscall.Kill(p, syscall.SIGKILL)
-		for _, c := range children[p] {
-			kill(c)
+	var out []int
+	for queue := []int{pid}; len(queue) > 0; queue = queue[1:] {
+		for _, c := range children[queue[0]] {
+			out = append(out, c)
+			queue = append(queue, c)
 		}
 	}
-	kill(pid)
-	return nil
+	return out, nil
 }
 
 func randomHex(n int) string {

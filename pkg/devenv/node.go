@@ -151,7 +151,7 @@ func (e *Env) prepareNode(ctx context.Context) (bool, error) {
 		e.progress("running without a node: %v; workspaces get Deployments but no pods", why)
 		return false, nil
 	}
-	n := &node{id: randomID()}
+	n := &node{id: randomHex(3)}
 	n.bridge, n.chain, n.cgroupName = "gn-br-"+n.id, "GUILDNET-"+strings.ToUpper(n.id), "guildnet-"+n.id
 	e.node = n
 	imgOpts := images.Options{RepoRoot: e.opts.RepoRoot, Progress: progressWriter{e}}
@@ -188,10 +188,6 @@ func (w progressWriter) Write(p []byte) (int, error) {
 		}
 	}
 	return len(p), nil
-}
-
-func randomID() string {
-	return randomHex(3)
 }
 
 // setUpNetwork picks a free private /24 for pods, makes the bridge the

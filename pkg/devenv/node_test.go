@@ -2,10 +2,14 @@ package devenv
 
 import (
 	"errors"
+	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A machine that cannot run a node gets one reason that names what is
@@ -112,5 +116,46 @@ func TestPodSubnetAvoidsTheMachinesNetworks(t *testing.T) {
 	_, wide, _ := net.ParseCIDR("10.0.0.0/8")
 	if got, err := pickSubnet([]*net.IPNet{wide}); err == nil || !strings.Contains(err.Error(), "no free /24") {
 		t.Fatalf("with 10.0.0.0/8 routed elsewhere: pickSubnet = %v, %v; want an error saying no /24 is free", got, err)
+	}
+}
+
+// Descendants finds grandchildren too, and killTree ends them all: what
+// Stop relies on for containerd shims that outlived containerd.
+func TestKillTreeEndsGrandchildren(t *testing.T) {
+	cmd := exec.Command("/bin/sh", "-c", "/bin/sh -c 'sleep 60 & wait' & sleep 60 & wait")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var below []int
+	deadline := time.Now().Add(10 * time.Second)
+	for len(below) < 3 {
+		if time.Now().After(deadline) {
+			_ = killTree(cmd.Process.Pid)
+			t.Fatalf("Descendants(%d) = %v after 10 s, want the inner shell and both sleeps", cmd.Process.Pid, below)
+		}
+		var err error
+		if below, err = Descendants(cmd.Process.Pid); err != nil {
+			t.Fatal(err)
+		}
+		runtime.Gosched()
+	}
+	if err := killTree(cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	// SIGKILL takes effect when the process is next scheduled; then it is
+	// gone, or a zombie until init reaps it, and either way no longer runs.
+	running := func(pid int) bool {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		return err == nil && !strings.Contains(string(stat), ") Z")
+	}
+	for _, pid := range below {
+		for deadline := time.Now().Add(5 * time.Second); running(pid); runtime.Gosched() {
+			if time.Now().After(deadline) {
+				t.Fatalf("process %d still runs 5 s after killTree", pid)
+			}
+		}
 	}
 }

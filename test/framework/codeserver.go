@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/guildnet/guildnet/pkg/devenv"
 )
 
 // CodeServerOptions configures StartCodeServer. The zero value starts a
@@ -214,7 +216,7 @@ func (cs *CodeServer) waitHealthy(timeout time.Duration) error {
 // their own and leave the group.
 func (cs *CodeServer) Stop() {
 	cs.stopOnce.Do(func() {
-		pids := descendants(cs.PID)
+		pids, _ := devenv.Descendants(cs.PID)
 		signalAll := func(sig syscall.Signal) {
 			syscall.Kill(-cs.PID, sig)
 			for _, p := range pids {
@@ -227,7 +229,8 @@ func (cs *CodeServer) Stop() {
 		case <-time.After(5 * time.Second):
 		}
 		// Whatever is left of the group or the descendants gets SIGKILL.
-		pids = append(pids, descendants(cs.PID)...)
+		below, _ := devenv.Descendants(cs.PID)
+		pids = append(pids, below...)
 		signalAll(syscall.SIGKILL)
 		<-cs.done
 	})
@@ -319,44 +322,6 @@ func concreteAddr(t testing.TB, addr string) string {
 	p := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	return net.JoinHostPort(host, strconv.Itoa(p))
-}
-
-// descendants lists the processes below pid, read from /proc.
-func descendants(pid int) []int {
-	children := map[int][]int{}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// Fields after the last ')' (the command may contain spaces): state ppid ...
-		i := bytes.LastIndexByte(stat, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(stat[i+1:]))
-		if len(f) < 2 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(f[1])
-		children[ppid] = append(children[ppid], p)
-	}
-	var out []int
-	queue := []int{pid}
-	for len(queue) > 0 {
-		p := queue[0]
-		queue = queue[1:]
-		for _, c := range children[p] {
-			out = append(out, c)
-			queue = append(queue, c)
-		}
-	}
-	return out
 }
 
 // repoRoot walks up from the working directory (a test's package folder) to
