@@ -3,17 +3,21 @@ package controller
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/discovery"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/guildnet/guildnet/apis/guildnet/v1alpha1"
@@ -101,7 +105,64 @@ func (o *Options) NewManager(cfg *rest.Config) (ctrl.Manager, error) {
 		LeaderElectionID:              "guildnet-reconciler",
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
+		MapperProvider:                newMapper,
 	})
+}
+
+// newMapper maps guildnet.io kinds without asking kube-apiserver and
+// everything else through its discovery. This process serves guildnet.io,
+// so kube-apiserver lists the group only once this server runs, after the
+// reconcilers are set up; a set-up step that needs a mapping (a field
+// index on Tables) would otherwise fail with "no matches for kind".
+func newMapper(cfg *rest.Config, httpClient *http.Client) (meta.RESTMapper, error) {
+	discovered, err := apiutil.NewDynamicRESTMapper(cfg, httpClient)
+	if err != nil {
+		return nil, err
+	}
+	own := meta.NewDefaultRESTMapper([]schema.GroupVersion{v1alpha1.SchemeGroupVersion})
+	for _, kind := range ownKinds {
+		own.Add(v1alpha1.SchemeGroupVersion.WithKind(kind), meta.RESTScopeNamespace)
+	}
+	return ownGroupMapper{RESTMapper: discovered, own: own}, nil
+}
+
+// ownKinds are the namespaced kinds guildnet-apiserver serves.
+var ownKinds = []string{"Workspace", "Database", "Table"}
+
+type ownGroupMapper struct {
+	meta.RESTMapper // kube-apiserver's discovery
+	own             meta.RESTMapper
+}
+
+func (m ownGroupMapper) pick(group string) meta.RESTMapper {
+	if group == v1alpha1.SchemeGroupVersion.Group {
+		return m.own
+	}
+	return m.RESTMapper
+}
+
+func (m ownGroupMapper) KindFor(r schema.GroupVersionResource) (schema.GroupVersionKind, error) {
+	return m.pick(r.Group).KindFor(r)
+}
+
+func (m ownGroupMapper) KindsFor(r schema.GroupVersionResource) ([]schema.GroupVersionKind, error) {
+	return m.pick(r.Group).KindsFor(r)
+}
+
+func (m ownGroupMapper) ResourceFor(r schema.GroupVersionResource) (schema.GroupVersionResource, error) {
+	return m.pick(r.Group).ResourceFor(r)
+}
+
+func (m ownGroupMapper) ResourcesFor(r schema.GroupVersionResource) ([]schema.GroupVersionResource, error) {
+	return m.pick(r.Group).ResourcesFor(r)
+}
+
+func (m ownGroupMapper) RESTMapping(gk schema.GroupKind, versions ...string) (*meta.RESTMapping, error) {
+	return m.pick(gk.Group).RESTMapping(gk, versions...)
+}
+
+func (m ownGroupMapper) RESTMappings(gk schema.GroupKind, versions ...string) ([]*meta.RESTMapping, error) {
+	return m.pick(gk.Group).RESTMappings(gk, versions...)
 }
 
 // Run starts the manager once kube-apiserver serves guildnet.io (this

@@ -78,8 +78,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Mapper:               mgr.GetRESTMapper(),
 		DefaultLabelSelector: selector,
 		ByObject: map[client.Object]cache.ByObject{
-			// Pods are read for their status only.
-			&corev1.Pod{}: {Label: selector, Transform: cache.TransformStripManagedFields()},
+			&corev1.Pod{}: {Label: selector, Transform: podStatusOnly},
 		},
 	})
 	if err != nil {
@@ -98,6 +97,17 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		b = b.WatchesRawSource(source.Kind[client.Object](children, obj, wake))
 	}
 	return b.Complete(r)
+}
+
+// podStatusOnly keeps of a cached pod what the status is made of (its
+// metadata and status): a thousand workspaces' pods otherwise hold their
+// whole specs and field ownership in this process for nothing.
+func podStatusOnly(obj any) (any, error) {
+	if pod, ok := obj.(*corev1.Pod); ok {
+		pod.ManagedFields = nil
+		pod.Spec = corev1.PodSpec{}
+	}
+	return obj, nil
 }
 
 // workspaceOf maps a labelled object to its workspace.

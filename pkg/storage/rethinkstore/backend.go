@@ -80,13 +80,16 @@ var errConflict = errors.New("write conflict")
 
 // event is one write of the revision log, as watchers see it.
 type event struct {
-	rev     int64
-	key     string
-	value   []byte // stored bytes of the new object; nil for deletes
-	prev    []byte // stored bytes of the replaced object; nil for creates
-	created bool
-	deleted bool
-	at      time.Time // when this process read it
+	rev   int64
+	key   string
+	value []byte // stored bytes of the new object; nil for deletes
+	prev  []byte // stored bytes of the replaced object; nil for creates
+	// prevShared: prev is the value of the key's previous event in the
+	// window, not a copy of its own, so the window counts those bytes once.
+	prevShared bool
+	created    bool
+	deleted    bool
+	at         time.Time // when this process read it
 }
 
 // backend is the machinery shared by every Store of one system database in
@@ -107,8 +110,9 @@ type backend struct {
 	watermark  int64         // every revision <= watermark is written or filled, and in events
 	base       int64         // events hold every write in (base, watermark]
 	events     []*event
-	eventBytes int           // sum of the value and prev sizes of events
-	changed    chan struct{} // closed and replaced when watermark advances
+	eventBytes int               // sum of the value and prev sizes of events
+	latest     map[string]*event // each key's newest event in events
+	changed    chan struct{}     // closed and replaced when watermark advances
 	compactRev int64
 	highest    int64     // highest revision this process allocated or read from the counter
 	tailErr    error     // last tailer failure; nil while healthy

@@ -10,6 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/apitesting"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -94,6 +96,76 @@ func TestWatchOlderThanWindow(t *testing.T) {
 	defer w2.Stop()
 	if ev := <-w2.ResultChan(); ev.Type != watch.Added || ev.Object.(*example.Pod).Name != "p5" {
 		t.Fatalf("event = %s %v, want ADDED p5", ev.Type, ev.Object)
+	}
+}
+
+// The window keeps one copy of each object version: an update's previous
+// object is the bytes of the key's event before it, and a watch from before
+// the updates still sees every old object (the DELETED event carries the
+// last version, a label selector turns a change that stops matching into a
+// DELETED).
+func TestWindowSharesPreviousObjects(t *testing.T) {
+	ctx, s := testSetup(t)
+	created := createPods(t, ctx, s, "ns", 1)[0]
+	key := "/pods/ns/p0"
+	for _, team := range []string{"a", "b"} {
+		err := s.GuaranteedUpdate(ctx, key, &example.Pod{}, false, nil, storage.SimpleUpdate(func(obj runtime.Object) (runtime.Object, error) {
+			p := obj.(*example.Pod).DeepCopy()
+			p.Labels = map[string]string{"team": team}
+			return p, nil
+		}), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Delete(ctx, key, &example.Pod{}, nil, storage.ValidateAllObjectFunc, nil, storage.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetCurrentResourceVersion(ctx); err != nil { // the tailer has read them all
+		t.Fatal(err)
+	}
+
+	s.b.mu.Lock()
+	evs := append([]*event(nil), s.b.events...)
+	s.b.mu.Unlock()
+	var mine []*event
+	for _, ev := range evs {
+		if ev.key == key {
+			mine = append(mine, ev)
+		}
+	}
+	if len(mine) != 4 {
+		t.Fatalf("the window holds %d events of %s, want 4 (create, 2 updates, delete)", len(mine), key)
+	}
+	for i, ev := range mine[1:] {
+		before := mine[i]
+		if !ev.prevShared || len(ev.prev) == 0 || &ev.prev[0] != &before.value[0] {
+			t.Errorf("event at revision %d holds a copy of its previous object, want the bytes of revision %d", ev.rev, before.rev)
+		}
+	}
+
+	w, err := s.Watch(ctx, "/pods/", storage.ListOptions{ResourceVersion: created.ResourceVersion, Recursive: true,
+		Predicate: storage.SelectionPredicate{Label: labels.SelectorFromSet(labels.Set{"team": "a"}), Field: fields.Everything(), GetAttrs: storage.DefaultClusterScopedAttr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	var got []string
+	for len(got) < 2 {
+		select {
+		case ev := <-w.ResultChan():
+			p, ok := ev.Object.(*example.Pod)
+			if !ok {
+				t.Fatalf("event %s %v, want a pod", ev.Type, ev.Object)
+			}
+			got = append(got, fmt.Sprintf("%s team=%s", ev.Type, p.Labels["team"]))
+		case <-time.After(wait.ForeverTestTimeout):
+			t.Fatalf("watch events so far %v, want 2", got)
+		}
+	}
+	want := []string{"ADDED team=a", "DELETED team=a"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("watch events %v, want %v", got, want)
 	}
 }
 

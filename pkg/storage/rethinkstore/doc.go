@@ -107,7 +107,10 @@
 // gets 410 Gone and the client relists. A watch from 0 starts with the
 // current state as ADDED events. At start the window is filled from the log
 // above the compacted revision, so an apiserver restart does not force every
-// client to relist.
+// client to relist. A log row carries its previous object in full (a watch
+// needs it for DELETED events and selectors), but in the window an update
+// shares those bytes with the key's event before it, so each version of an
+// object is held once.
 //
 // # Compaction
 //

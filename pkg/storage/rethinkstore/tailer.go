@@ -149,7 +149,7 @@ func (b *backend) advance(ctx context.Context) (time.Duration, error) {
 			}
 			w = row.Rev
 			if !row.Fill {
-				ev, err := eventFromLog(row)
+				ev, err := eventFromLog(row, b.previous(row, fresh))
 				if err != nil {
 					b.logger.Error(err, "Skipping an undecodable revision log row", "revision", row.Rev)
 					continue
@@ -201,13 +201,21 @@ func (b *backend) publish(w int64, fresh []*event, compactRev int64) {
 		return
 	}
 	b.events = append(b.events, fresh...)
+	if b.latest == nil {
+		b.latest = map[string]*event{}
+	}
 	for _, ev := range fresh {
 		b.eventBytes += ev.size()
+		b.latest[ev.key] = ev
 	}
 	drop := 0
 	for drop < len(b.events) && (len(b.events)-drop > b.opts.WindowSize || b.eventBytes > b.opts.WindowBytes) {
-		b.eventBytes -= b.events[drop].size()
-		b.base = b.events[drop].rev
+		ev := b.events[drop]
+		b.eventBytes -= ev.size()
+		b.base = ev.rev
+		if b.latest[ev.key] == ev {
+			delete(b.latest, ev.key)
+		}
 		drop++
 	}
 	if drop > 0 {
@@ -273,10 +281,46 @@ func (b *backend) followFeed(ctx context.Context) error {
 	return cur.Err()
 }
 
-// size is the memory an event holds, for the window's byte bound.
-func (e *event) size() int { return len(e.value) + len(e.prev) + len(e.key) }
+// size is the memory an event holds, for the window's byte bound. Shared
+// bytes are counted by the event that brought them only, so the bound is
+// approximate once that event has left the window.
+func (e *event) size() int {
+	n := len(e.value) + len(e.key)
+	if !e.prevShared {
+		n += len(e.prev)
+	}
+	return n
+}
 
-func eventFromLog(row *logRow) (*event, error) {
+// previous returns the stored bytes of row's previous revision when an
+// event still in memory (the window, or fresh: the batch being read) holds
+// them, else nil. A log row carries its previous object in full, but an
+// update mostly follows an earlier event of the same key, whose value is
+// those very bytes: sharing them keeps one copy of each object version in
+// the window instead of two.
+func (b *backend) previous(row *logRow, fresh []*event) []byte {
+	if row.PrevRev == 0 || row.Prev == "" {
+		return nil
+	}
+	for i := len(fresh) - 1; i >= 0; i-- {
+		if ev := fresh[i]; ev.key == row.Key {
+			if ev.rev == row.PrevRev {
+				return ev.value
+			}
+			return nil
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if ev := b.latest[row.Key]; ev != nil && ev.rev == row.PrevRev {
+		return ev.value
+	}
+	return nil
+}
+
+// eventFromLog decodes row; prev, when not nil, is the stored bytes of the
+// row's previous revision already in memory.
+func eventFromLog(row *logRow, prev []byte) (*event, error) {
 	ev := &event{rev: row.Rev, key: row.Key, deleted: row.Deleted, created: row.PrevRev == 0 && !row.Deleted, at: time.Now()}
 	var err error
 	if row.Value != "" {
@@ -284,7 +328,10 @@ func eventFromLog(row *logRow) (*event, error) {
 			return nil, err
 		}
 	}
-	if row.Prev != "" {
+	switch {
+	case prev != nil:
+		ev.prev, ev.prevShared = prev, true
+	case row.Prev != "":
 		if ev.prev, err = base64.StdEncoding.DecodeString(row.Prev); err != nil {
 			return nil, err
 		}
