@@ -8,7 +8,14 @@ set -o errexit -o nounset -o pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 module=$(go list -m)
+# `go list -m` names a module's folder only once it is in the module cache,
+# which a fresh machine's is not.
+go mod download k8s.io/code-generator
 codegen_pkg=$(go list -m -f '{{.Dir}}' k8s.io/code-generator)
+if [ -z "$codegen_pkg" ]; then
+  echo "update-codegen: k8s.io/code-generator is not in the module cache after go mod download; check GOPROXY and GOFLAGS" >&2
+  exit 1
+fi
 boilerplate="$root/hack/boilerplate.go.txt"
 # shellcheck source=/dev/null
 source "$codegen_pkg/kube_codegen.sh"
