@@ -18,6 +18,13 @@ type hostSnapshot map[string][]string
 
 var counters = regexp.MustCompile(`\[\d+:\d+\]`)
 
+// pristineChain is a built-in chain at its default policy. The kernel
+// makes a table, with these chains, the first time anything uses it (on a
+// fresh machine: the node's first iptables call) and never removes it; a
+// table in that state holds nothing of ours. Table names are skipped for
+// the same reason; custom chains, other policies and rules still count.
+var pristineChain = regexp.MustCompile(`^:(INPUT|FORWARD|OUTPUT|PREROUTING|POSTROUTING) ACCEPT\s*$`)
+
 func snapshotHost(t *testing.T) hostSnapshot {
 	t.Helper()
 	s := hostSnapshot{}
@@ -51,8 +58,12 @@ func snapshotHost(t *testing.T) hostSnapshot {
 			t.Fatalf("%s: %v", cmd, err)
 		}
 		for _, line := range strings.Split(string(out), "\n") {
-			if strings.HasPrefix(line, ":") || strings.HasPrefix(line, "-A") || strings.HasPrefix(line, "*") {
-				s[cmd] = append(s[cmd], counters.ReplaceAllString(line, ""))
+			line = counters.ReplaceAllString(line, "")
+			if pristineChain.MatchString(line) {
+				continue
+			}
+			if strings.HasPrefix(line, ":") || strings.HasPrefix(line, "-A") {
+				s[cmd] = append(s[cmd], line)
 			}
 		}
 	}
