@@ -137,6 +137,7 @@ func newBackend(c *rethinkdb.Client, db string, o Options) *backend {
 		objects:  dbt.Table(objectsTable),
 		logger:   klog.Background().WithName("rethinkstore").WithValues("database", db),
 		ready:    make(chan struct{}),
+		latest:   map[string]*event{},
 		changed:  make(chan struct{}),
 		progress: make(chan struct{}),
 		wake:     make(chan struct{}, 1),

@@ -201,9 +201,6 @@ func (b *backend) publish(w int64, fresh []*event, compactRev int64) {
 		return
 	}
 	b.events = append(b.events, fresh...)
-	if b.latest == nil {
-		b.latest = map[string]*event{}
-	}
 	for _, ev := range fresh {
 		b.eventBytes += ev.size()
 		b.latest[ev.key] = ev

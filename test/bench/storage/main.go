@@ -125,8 +125,9 @@ func run() error {
 			return err
 		}
 	}
-	listGN := fetch("/apis/guildnet.io/v1alpha1/namespaces/"+namespace+"/workspaces", *objects)
-	listCRD := fetch("/apis/bench.guildnet.io/v1/namespaces/"+namespace+"/widgets", *objects)
+	gnList := "/apis/guildnet.io/v1alpha1/namespaces/" + namespace + "/workspaces"
+	crdList := "/apis/bench.guildnet.io/v1/namespaces/" + namespace + "/widgets"
+	listGN, listCRD := fetch(gnList, *objects), fetch(crdList, *objects)
 	n := 0
 	getGN := func() error {
 		n++
@@ -138,11 +139,11 @@ func run() error {
 		return fetch(fmt.Sprintf("/apis/bench.guildnet.io/v1/namespaces/%s/widgets/w-%d", namespace, m%*objects), 0)()
 	}
 
-	gnBytes, err := raw.Get().AbsPath("/apis/guildnet.io/v1alpha1/namespaces/" + namespace + "/workspaces").DoRaw(ctx)
+	gnBytes, err := raw.Get().AbsPath(gnList).DoRaw(ctx)
 	if err != nil {
 		return err
 	}
-	crdBytes, err := raw.Get().AbsPath("/apis/bench.guildnet.io/v1/namespaces/" + namespace + "/widgets").DoRaw(ctx)
+	crdBytes, err := raw.Get().AbsPath(crdList).DoRaw(ctx)
 	if err != nil {
 		return err
 	}
