@@ -116,7 +116,8 @@ func (c CompletedConfig) New() (*GuildNetServer, error) {
 	// types, so the parameter codec must know this scheme.
 	apiGroupInfo := genericapiserver.NewDefaultAPIGroupInfo(guildnet.GroupName, Scheme, runtime.NewParameterCodec(Scheme), Codecs)
 	apiGroupInfo.VersionedResourcesStorageMap[v1alpha1.SchemeGroupVersion.Version] = storage
-	apiGroupInfo.NegotiatedSerializer = withoutProtobuf{apiGroupInfo.NegotiatedSerializer}
+	apiGroupInfo.NegotiatedSerializer = newServedSerializers(apiGroupInfo.NegotiatedSerializer,
+		&v1alpha1.Workspace{}, &v1alpha1.Database{}, &v1alpha1.Table{})
 	if err := s.GenericAPIServer.InstallAPIGroup(&apiGroupInfo); err != nil {
 		return nil, err
 	}
@@ -219,21 +220,3 @@ func (c storageCheck) Check(r *http.Request) error {
 }
 
 var _ healthz.HealthChecker = storageCheck{}
-
-// withoutProtobuf offers every media type but protobuf. The guildnet.io types
-// have no protobuf encoding, so a client that lists protobuf first (the
-// namespace controller's metadata client, client-go with protobuf enabled)
-// must be answered in JSON, its next choice, rather than with 406.
-type withoutProtobuf struct {
-	runtime.NegotiatedSerializer
-}
-
-func (s withoutProtobuf) SupportedMediaTypes() []runtime.SerializerInfo {
-	var infos []runtime.SerializerInfo
-	for _, info := range s.NegotiatedSerializer.SupportedMediaTypes() {
-		if info.MediaType != runtime.ContentTypeProtobuf {
-			infos = append(infos, info)
-		}
-	}
-	return infos
-}

@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"testing"
 
-	"k8s.io/apimachinery/pkg/runtime"
 	apirequest "k8s.io/apiserver/pkg/endpoints/request"
 )
 
@@ -31,19 +30,5 @@ func TestIsLongRunning(t *testing.T) {
 		if got := IsLongRunning(&http.Request{}, &tc.info); got != tc.want {
 			t.Errorf("IsLongRunning(%s %s/%s %s) = %v, want %v", tc.info.Verb, tc.info.Resource, tc.info.Subresource, tc.info.Path, got, tc.want)
 		}
-	}
-}
-
-func TestWithoutProtobufOffersJSON(t *testing.T) {
-	s := withoutProtobuf{Codecs}
-	var types []string
-	for _, info := range s.SupportedMediaTypes() {
-		types = append(types, info.MediaType)
-		if info.MediaType == runtime.ContentTypeProtobuf {
-			t.Fatalf("protobuf is offered: %v", types)
-		}
-	}
-	if _, ok := runtime.SerializerInfoForMediaType(s.SupportedMediaTypes(), runtime.ContentTypeJSON); !ok {
-		t.Fatalf("JSON is not offered: %v", types)
 	}
 }
