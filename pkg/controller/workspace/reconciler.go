@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
@@ -77,8 +78,10 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Scheme:               mgr.GetScheme(),
 		Mapper:               mgr.GetRESTMapper(),
 		DefaultLabelSelector: selector,
+		DefaultTransform:     ownFieldsOnly,
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Pod{}: {Label: selector, Transform: podStatusOnly},
+			&corev1.Pod{}:    {Label: selector, Transform: podStatusOnly},
+			&corev1.Secret{}: {Label: selector, Transform: secretMetadataOnly},
 		},
 	})
 	if err != nil {
@@ -106,6 +109,36 @@ func podStatusOnly(obj any) (any, error) {
 	if pod, ok := obj.(*corev1.Pod); ok {
 		pod.ManagedFields = nil
 		pod.Spec = corev1.PodSpec{}
+	}
+	return obj, nil
+}
+
+// ownFieldsOnly keeps, of a cached object's field ownership, only what the
+// reconciler applied: applyIfChanged compares against that alone, and the
+// entries of kube-controller-manager (a Deployment's status, its revision
+// annotation) are most of the rest. Applies never send the cached object,
+// so nothing is written back without them.
+func ownFieldsOnly(obj any) (any, error) {
+	o, ok := obj.(metav1.Object)
+	if !ok {
+		return obj, nil
+	}
+	var own []metav1.ManagedFieldsEntry
+	for _, e := range o.GetManagedFields() {
+		if e.Manager == FieldOwner && e.Operation == metav1.ManagedFieldsOperationApply {
+			own = append(own, e)
+		}
+	}
+	o.SetManagedFields(own)
+	return obj, nil
+}
+
+// secretMetadataOnly keeps of a cached Secret its metadata: the reconciler
+// only asks whether a workspace's password Secret exists, and the password
+// need not sit in this process's memory.
+func secretMetadataOnly(obj any) (any, error) {
+	if s, ok := obj.(*corev1.Secret); ok {
+		s.ManagedFields, s.Data, s.StringData = nil, nil, nil
 	}
 	return obj, nil
 }

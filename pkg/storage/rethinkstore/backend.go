@@ -43,8 +43,14 @@ type Options struct {
 const (
 	defaultGapTimeout         = 3 * time.Second
 	defaultPollInterval       = time.Second
-	defaultWindowSize         = 10000
-	defaultWindowBytes        = 64 << 20
+	// The window serves watches on the storage itself. Behind the watch
+	// cache those are one per resource, started from the revision of the
+	// list just before and resumed from the last revision seen (bookmarks
+	// keep it recent), so a short window suffices; clients resume from the
+	// watch cache's own history. A watcher the window has moved past gets
+	// 410 and relists, which costs time, never correctness.
+	defaultWindowSize         = 2000
+	defaultWindowBytes        = 16 << 20
 	defaultCompactionInterval = 5 * time.Minute
 	defaultProgressInterval   = 5 * time.Second
 	// tailBatch is the number of log rows the tailer reads per query.
