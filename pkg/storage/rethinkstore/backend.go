@@ -41,8 +41,8 @@ type Options struct {
 }
 
 const (
-	defaultGapTimeout         = 3 * time.Second
-	defaultPollInterval       = time.Second
+	defaultGapTimeout   = 3 * time.Second
+	defaultPollInterval = time.Second
 	// The window serves watches on the storage itself. Behind the watch
 	// cache those are one per resource, started from the revision of the
 	// list just before and resumed from the last revision seen (bookmarks
