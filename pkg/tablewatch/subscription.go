@@ -48,8 +48,11 @@ func (s *Subscription) Err() error {
 
 // Token returns the resume token of the last delivered event (or of the
 // position the watch started from), for the final BOOKMARK of a stream. It
-// is "" while an includeInitial snapshot is still being sent: a client cut
-// off then must reload.
+// is exact once Events has closed; before, it may lag the event just
+// received (it is stored after the send), but never runs ahead of what was
+// delivered, so resuming from it loses nothing. It is "" while an
+// includeInitial snapshot is still being sent: a client cut off then must
+// reload.
 func (s *Subscription) Token() string {
 	t, _ := s.token.Load().(string)
 	return t
