@@ -39,9 +39,9 @@ type servedSerializers struct {
 // items have the type of one of cached are encoded through the item cache.
 func newServedSerializers(inner runtime.NegotiatedSerializer, cached ...runtime.Object) servedSerializers {
 	items := newItemJSONCache(defaultItemJSONBytes)
-	types := map[reflect.Type]bool{}
+	itemTypes := map[reflect.Type]bool{}
 	for _, obj := range cached {
-		types[reflect.TypeOf(obj)] = true
+		itemTypes[reflect.TypeOf(obj)] = true
 	}
 	var infos []runtime.SerializerInfo
 	for _, info := range inner.SupportedMediaTypes() {
@@ -51,7 +51,7 @@ func newServedSerializers(inner runtime.NegotiatedSerializer, cached ...runtime.
 		case runtime.ContentTypeJSON:
 			// Only the compact serializer: pretty output (?pretty=true)
 			// is for people reading a response, not worth caching.
-			info.Serializer = &listJSONSerializer{Serializer: info.Serializer, items: items, types: types}
+			info.Serializer = &listJSONSerializer{Serializer: info.Serializer, items: items, types: itemTypes}
 		}
 		infos = append(infos, info)
 	}
