@@ -10,10 +10,14 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/diff"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 
@@ -21,6 +25,7 @@ import (
 	"github.com/guildnet/guildnet/apis/guildnet/v1alpha1"
 	guildnetclient "github.com/guildnet/guildnet/generated/clientset/versioned"
 	gnv1alpha1 "github.com/guildnet/guildnet/generated/clientset/versioned/typed/guildnet/v1alpha1"
+	"github.com/guildnet/guildnet/pkg/controller/workspace"
 	"github.com/guildnet/guildnet/test/framework"
 	"github.com/guildnet/guildnet/test/workspacetest"
 )
@@ -210,6 +215,8 @@ func TestWorkspaceReconcilerCreatesItsObjects(t *testing.T) {
 	c.expectObjects(t, ide, map[string][]string{"Deployment": {"ide"}, "Service": {"ide"}, "Secret": {"ide-password"}})
 	c.expectObjects(t, ide2, map[string][]string{"Deployment": {"ide2"}, "Service": {"ide2"}, "Secret": {"ide2-password"}})
 	c.expectObjects(t, web, map[string][]string{"Deployment": {"web"}, "Service": {"web"}, "PersistentVolumeClaim": {"web-home"}})
+	c.expectOwnFieldsAsApplied(t, "ide")
+	c.expectOwnFieldsAsApplied(t, "web")
 
 	// code-server: args, PORT, PASSWORD from the generated Secret, probes.
 	d, err := c.kube.AppsV1().Deployments(c.ns).Get(ctx, "ide", metav1.GetOptions{})
@@ -345,6 +352,55 @@ func TestWorkspaceReconcilerCreatesItsObjects(t *testing.T) {
 	})
 	if got := password("ide-password"); got != p1 {
 		t.Errorf("the generated password changed after a reconcile")
+	}
+}
+
+// expectOwnFieldsAsApplied checks that the fields the server records as
+// the reconciler's are exactly what the reconciler applies. The reconciler
+// compares the two to skip the apply on a wake-up that changed nothing; a
+// field the server does not keep as applied (a zero value it omits) would
+// make every wake-up send the whole object again.
+func (c *wsrClients) expectOwnFieldsAsApplied(t *testing.T, name string) {
+	t.Helper()
+	ctx := context.Background()
+	ws, err := c.gn.Workspaces(c.ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := c.kube.AppsV1().Deployments(c.ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotD, err := appsv1ac.ExtractDeployment(d, workspace.FieldOwner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := workspace.Deployment(ws); !equality.Semantic.DeepEqual(gotD, want) {
+		t.Errorf("workspace %s: the Deployment fields recorded as %s's differ from what it applies (- applied, + recorded):\n%s", name, workspace.FieldOwner, diff.Diff(want, gotD))
+	}
+	s, err := c.kube.CoreV1().Services(c.ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotS, err := corev1ac.ExtractService(s, workspace.FieldOwner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := workspace.Service(ws); !equality.Semantic.DeepEqual(gotS, want) {
+		t.Errorf("workspace %s: the Service fields recorded as %s's differ from what it applies (- applied, + recorded):\n%s", name, workspace.FieldOwner, diff.Diff(want, gotS))
+	}
+	if want := workspace.HomeClaim(ws); want != nil {
+		pvc, err := c.kube.CoreV1().PersistentVolumeClaims(c.ns).Get(ctx, *want.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := corev1ac.ExtractPersistentVolumeClaim(pvc, workspace.FieldOwner)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !equality.Semantic.DeepEqual(got, want) {
+			t.Errorf("workspace %s: the claim fields recorded as %s's differ from what it applies (- applied, + recorded):\n%s", name, workspace.FieldOwner, diff.Diff(want, got))
+		}
 	}
 }
 

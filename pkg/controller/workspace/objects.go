@@ -259,12 +259,18 @@ func Deployment(ws *v1alpha1.Workspace) *appsv1ac.DeploymentApplyConfiguration {
 }
 
 func httpProbe(port int32, initialDelay, period int32) *corev1ac.ProbeApplyConfiguration {
-	return corev1ac.Probe().
+	p := corev1ac.Probe().
 		WithHTTPGet(corev1ac.HTTPGetAction().WithPath("/").WithPort(intstr.FromInt32(port))).
-		WithInitialDelaySeconds(initialDelay).
 		WithPeriodSeconds(period).
 		WithTimeoutSeconds(probeTimeout).
 		WithFailureThreshold(probeFailureThreshold)
+	// A zero delay is left out, not applied: the server omits zero values,
+	// so it would never record the field as ours, and applyIfChanged would
+	// see a difference on every wake-up and send the Deployment again.
+	if initialDelay > 0 {
+		p.WithInitialDelaySeconds(initialDelay)
+	}
+	return p
 }
 
 func resources(r v1alpha1.ResourceRequirements) *corev1ac.ResourceRequirementsApplyConfiguration {
