@@ -33,6 +33,37 @@ Connection.prototype.getAuthentication = function () {
   return 'r=' + this.getFullNonce() + ',s=' + salt + ',i=' + this.iterations;
 };
 
+// reqlite answers between() on a primary key by evaluating the key function,
+// one promise per document, over the whole table. RethinkDB reads a range of
+// the primary index instead, and GuildNet tails its revision log with exactly
+// this query after every write, so with reqlite each write grew slower as the
+// log grew. Compare the keys directly: the same documents in the same
+// selection, without the per-document evaluation.
+const Table = require(path.join(lib, 'table.js'));
+const Selection = require(path.join(lib, 'selection.js'));
+const util = require(path.join(lib, 'utils.js'));
+const Bluebird = require(require.resolve('bluebird', { paths: [lib] }));
+const between = Table.prototype.between;
+Table.prototype.between = function (left, right, options, query, internalOptions) {
+  const pk = this.options.primaryKey;
+  if (options === null || typeof options !== 'object' || (typeof options.index === 'string' && options.index !== pk)) {
+    return between.apply(this, arguments);
+  }
+  options.index = pk;
+  const selection = new Selection([], this, {
+    type: 'TABLE_SLICE',
+    operation: 'between',
+    index: pk,
+    args: { left: left, right: right },
+    options: { left_bound: options.left_bound || 'closed', right_bound: options.right_bound || 'open' },
+  });
+  for (const key of Object.keys(this.documents)) {
+    const doc = this.documents[key];
+    util.between(selection, doc, doc.doc[pk], left, right, options);
+  }
+  return Bluebird.resolve(selection);
+};
+
 // reqlite listens on every interface and cannot take port 0; bind where we were
 // told instead, and report the port the kernel chose.
 const listen = net.Server.prototype.listen;
