@@ -44,6 +44,18 @@ func WaitForQuiet(ctx context.Context, maxBusy float64, window, limit time.Durat
 	}
 }
 
+// Settle waits, saying so, until the machine is quiet enough (below 15%
+// busy over two seconds) to measure, for at most five minutes.
+func Settle(ctx context.Context) error {
+	fmt.Println("waiting for the controllers to settle ...")
+	took, err := WaitForQuiet(ctx, 0.15, 2*time.Second, 5*time.Minute)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("settled after %s\n", took.Round(time.Second))
+	return nil
+}
+
 type ticks struct{ busy, total uint64 }
 
 func (t ticks) busyFraction(before ticks) float64 {

@@ -74,7 +74,7 @@ func run() error {
 	// The workspaces set the reconciler and kube-controller-manager to
 	// work (Deployments, ReplicaSets, pods, Secrets); requests measured
 	// meanwhile would compare that load, not the servers.
-	if err := settle(ctx); err != nil {
+	if err := benchutil.Settle(ctx); err != nil {
 		return err
 	}
 	// Each widget carries its workspace's spec and status as the
@@ -101,7 +101,7 @@ func run() error {
 			return err
 		}
 	}
-	if err := settle(ctx); err != nil {
+	if err := benchutil.Settle(ctx); err != nil {
 		return err
 	}
 
@@ -279,17 +279,6 @@ func widget(i int, ws *v1alpha1.Workspace) (*unstructured.Unstructured, error) {
 		"spec":       spec,
 		"status":     status,
 	}}, nil
-}
-
-// settle waits for the machine to be quiet before a measurement.
-func settle(ctx context.Context) error {
-	fmt.Println("waiting for the controllers to settle ...")
-	took, err := benchutil.WaitForQuiet(ctx, 0.15, 2*time.Second, 5*time.Minute)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("settled after %s\n", took.Round(time.Second))
-	return nil
 }
 
 func createCRD(ctx context.Context, client apiextensions.Interface) error {

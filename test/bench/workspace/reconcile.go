@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -126,7 +127,7 @@ func benchReconcile(ctx context.Context, cfg *rest.Config, namespace string, n i
 	}
 	wg.Wait()
 	defer func() {
-		if derr := deleteWorkspaces(ctx, gn, namespace, names); derr != nil {
+		if derr := deleteWorkspaces(ctx, kube, gn, namespace, names); derr != nil {
 			err = errors.Join(err, derr)
 		}
 	}()
@@ -144,11 +145,11 @@ func benchReconcile(ctx context.Context, cfg *rest.Config, namespace string, n i
 				ready, len(names), benchWaitLimit, context.Cause(waitCtx))
 		}
 	}
-	watchDelay = t.watchDelays(names)
+	watchDelay = append(watchDelay, t.watchDelays(names)...)
 	return t.durations(names), nil
 }
 
-// watchDelay is filled by benchReconcile: Create → ADDED event per workspace.
+// watchDelay is added to by benchReconcile: Create → ADDED event per workspace.
 var watchDelay []time.Duration
 
 // workspaceOf is the workspace an informer's object belongs to.
@@ -242,9 +243,9 @@ func (t *readyTracker) durations(names []string) []time.Duration {
 	return out
 }
 
-// deleteWorkspaces deletes the named workspaces (the garbage collector
-// removes their objects), even when ctx has ended.
-func deleteWorkspaces(ctx context.Context, gn guildnetclient.Interface, namespace string, names []string) error {
+// deleteWorkspaces deletes the named workspaces, even when ctx has ended,
+// and waits for the garbage collector to remove their objects.
+func deleteWorkspaces(ctx context.Context, kube kubernetes.Interface, gn guildnetclient.Interface, namespace string, names []string) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
 	var (
@@ -267,7 +268,47 @@ func deleteWorkspaces(ctx context.Context, gn guildnetclient.Interface, namespac
 		}()
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return waitForNone(ctx, kube, namespace, guildnet.WorkspaceLabel)
+}
+
+// waitForNone waits until no Deployment, ReplicaSet, pod or Service
+// labelled with key is left in namespace: the garbage collector's deletes
+// after one burst must not run during the next, measured one.
+func waitForNone(ctx context.Context, kube kubernetes.Interface, namespace, key string) error {
+	opts := metav1.ListOptions{LabelSelector: key}
+	left := func(ctx context.Context) (int, error) {
+		deps, err := kube.AppsV1().Deployments(namespace).List(ctx, opts)
+		if err != nil {
+			return 0, err
+		}
+		sets, err := kube.AppsV1().ReplicaSets(namespace).List(ctx, opts)
+		if err != nil {
+			return 0, err
+		}
+		pods, err := kube.CoreV1().Pods(namespace).List(ctx, opts)
+		if err != nil {
+			return 0, err
+		}
+		svcs, err := kube.CoreV1().Services(namespace).List(ctx, opts)
+		if err != nil {
+			return 0, err
+		}
+		return len(deps.Items) + len(sets.Items) + len(pods.Items) + len(svcs.Items), nil
+	}
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, benchWaitLimit, true, func(ctx context.Context) (bool, error) {
+		n, err := left(ctx)
+		return n == 0, err
+	})
+	if err != nil {
+		countCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		n, _ := left(countCtx)
+		return fmt.Errorf("%d objects labelled %s are still in namespace %s after the burst: is kube-controller-manager's garbage collector running? %w", n, key, namespace, err)
+	}
+	return nil
 }
 
 // benchDirect is the floor for benchReconcile on this machine: the same
@@ -329,5 +370,8 @@ func benchDirect(ctx context.Context, cfg *rest.Config, namespace string, n int)
 		_ = kube.AppsV1().Deployments(namespace).Delete(ctx, name, metav1.DeleteOptions{})
 		_ = kube.CoreV1().Services(namespace).Delete(ctx, name, metav1.DeleteOptions{})
 	}
-	return out, first
+	if first != nil {
+		return out, first
+	}
+	return out, waitForNone(ctx, kube, namespace, "bench")
 }
