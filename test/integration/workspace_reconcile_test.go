@@ -367,40 +367,41 @@ func (c *wsrClients) expectOwnFieldsAsApplied(t *testing.T, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := c.kube.AppsV1().Deployments(c.ns).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gotD, err := appsv1ac.ExtractDeployment(d, workspace.FieldOwner)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := workspace.Deployment(ws); !equality.Semantic.DeepEqual(gotD, want) {
-		t.Errorf("workspace %s: the Deployment fields recorded as %s's differ from what it applies (- applied, + recorded):\n%s", name, workspace.FieldOwner, diff.Diff(want, gotD))
-	}
-	s, err := c.kube.CoreV1().Services(c.ns).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gotS, err := corev1ac.ExtractService(s, workspace.FieldOwner)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := workspace.Service(ws); !equality.Semantic.DeepEqual(gotS, want) {
-		t.Errorf("workspace %s: the Service fields recorded as %s's differ from what it applies (- applied, + recorded):\n%s", name, workspace.FieldOwner, diff.Diff(want, gotS))
-	}
-	if want := workspace.HomeClaim(ws); want != nil {
-		pvc, err := c.kube.CoreV1().PersistentVolumeClaims(c.ns).Get(ctx, *want.Name, metav1.GetOptions{})
+	// compare reads what extract finds recorded as the reconciler's in the
+	// object get returns, and compares it with applied.
+	compare := func(kind string, applied any, get func() (any, error)) {
+		t.Helper()
+		recorded, err := get()
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("workspace %s: reading its %s: %v", name, kind, err)
 		}
-		got, err := corev1ac.ExtractPersistentVolumeClaim(pvc, workspace.FieldOwner)
+		if !equality.Semantic.DeepEqual(recorded, applied) {
+			t.Errorf("workspace %s: the %s fields recorded as %s's differ from what it applies (- applied, + recorded):\n%s",
+				name, kind, workspace.FieldOwner, diff.Diff(applied, recorded))
+		}
+	}
+	compare("Deployment", workspace.Deployment(ws), func() (any, error) {
+		d, err := c.kube.AppsV1().Deployments(c.ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
-		if !equality.Semantic.DeepEqual(got, want) {
-			t.Errorf("workspace %s: the claim fields recorded as %s's differ from what it applies (- applied, + recorded):\n%s", name, workspace.FieldOwner, diff.Diff(want, got))
+		return appsv1ac.ExtractDeployment(d, workspace.FieldOwner)
+	})
+	compare("Service", workspace.Service(ws), func() (any, error) {
+		s, err := c.kube.CoreV1().Services(c.ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return nil, err
 		}
+		return corev1ac.ExtractService(s, workspace.FieldOwner)
+	})
+	if claim := workspace.HomeClaim(ws); claim != nil {
+		compare("PersistentVolumeClaim", claim, func() (any, error) {
+			pvc, err := c.kube.CoreV1().PersistentVolumeClaims(c.ns).Get(ctx, *claim.Name, metav1.GetOptions{})
+			if err != nil {
+				return nil, err
+			}
+			return corev1ac.ExtractPersistentVolumeClaim(pvc, workspace.FieldOwner)
+		})
 	}
 }
 
