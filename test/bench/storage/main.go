@@ -15,7 +15,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,6 +30,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 
 	"github.com/guildnet/guildnet/apis/guildnet/v1alpha1"
 	"github.com/guildnet/guildnet/pkg/devenv"
@@ -192,7 +196,21 @@ func run() error {
 			return err
 		}
 	}
+	stored, err := residentMB(env.GuildNetAPIServerPID())
+	if err != nil {
+		return err
+	}
+	// The reconcilers are still making each workspace's Deployment and
+	// Service and counting tables; what a user's server holds is what is
+	// left once they are done.
+	if err := benchutil.Settle(ctx); err != nil {
+		return err
+	}
 	rss, err := residentMB(env.GuildNetAPIServerPID())
+	if err != nil {
+		return err
+	}
+	heap, err := goHeap(ctx, env.DirectConfig())
 	if err != nil {
 		return err
 	}
@@ -204,7 +222,13 @@ func run() error {
 	fmt.Printf("%-28s %12s %12s %12s\n", "", "guildnet p99", "CRD p99", "ratio p99")
 	printRow("LIST "+fmt.Sprint(*objects), lGN, lCRD, 0, 99)
 	printRow("GET by name", gGN, gCRD, 0, 99)
-	fmt.Printf("\nguildnet-apiserver resident memory with %d workspaces, databases and tables: %.0f MB (goal <= 150 MB)\n", *memObjs, rss)
+	memVerdict := "met"
+	if rss > 150 {
+		memVerdict = "MISSED"
+	}
+	fmt.Printf("\nguildnet-apiserver resident memory with %d workspaces, databases and tables, once settled: %.0f MB (goal <= 150 MB: %s)\n",
+		*memObjs, rss, memVerdict)
+	fmt.Printf("  right after storing them %.0f MB; Go heap once settled: %s\n", stored, heap)
 	return nil
 }
 
@@ -317,6 +341,44 @@ func createCRD(ctx context.Context, client apiextensions.Interface) error {
 		}
 		return false, nil
 	})
+}
+
+// goHeap reads guildnet-apiserver's Go heap figures from its /metrics:
+// the heap in use and the size at which the next collection starts (twice
+// what was live after the last one, with Go's default GOGC), which together
+// with the binary's mapped pages make up most of the resident memory.
+func goHeap(ctx context.Context, cfg *rest.Config) (string, error) {
+	client, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return "", err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cfg.Host+"/metrics", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("reading guildnet-apiserver's /metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("guildnet-apiserver's /metrics answered %s", resp.Status)
+	}
+	value := func(name string) string {
+		for _, line := range strings.Split(string(body), "\n") {
+			if v, ok := strings.CutPrefix(line, name+" "); ok {
+				if f, err := strconv.ParseFloat(v, 64); err == nil {
+					return fmt.Sprintf("%.0f MB", f/(1<<20))
+				}
+			}
+		}
+		return "not reported"
+	}
+	return fmt.Sprintf("in use %s, next collection at %s", value("go_memstats_heap_inuse_bytes"), value("go_memstats_next_gc_bytes")), nil
 }
 
 func residentMB(pid int) (float64, error) {
