@@ -2,7 +2,7 @@
 // kube-apiserver's aggregation layer against an equivalent CustomResource
 // served by kube-apiserver itself: LIST of 500 objects and GET by name,
 // p50/p99 and their ratios, then guildnet-apiserver's resident memory with
-// 1,000 objects of each kind stored.
+// 1,000 objects of each kind stored, once its reconcilers are done with them.
 //
 // Equivalent means the same content: each widget copies a reconciled
 // workspace's spec and status, so both lists carry about the same bytes

@@ -6,8 +6,8 @@
 //     the same requests sent straight to the workspace;
 //   - WebSocket echo round trips, proxied and direct;
 //   - the reconciler's latency from Workspace create to its Deployment and
-//     Service existing, over a burst of workspaces (goal: p50 ≤ 100 ms,
-//     p99 ≤ 500 ms).
+//     Service existing, over bursts of workspaces, each once the machine
+//     has settled (goal: p50 ≤ 100 ms, p99 ≤ 500 ms).
 //
 // The workspace's server runs in a network namespace (it needs root), so
 // guildnet-apiserver reaches it at a pod-like address through an
@@ -61,6 +61,9 @@ func main() {
 }
 
 func run() error {
+	if *rounds < 1 || *burst < 1 {
+		return fmt.Errorf("--bursts and --workspaces must be at least 1, got %d and %d", *rounds, *burst)
+	}
 	ctx := context.Background()
 	env, err := benchutil.StartCluster(ctx, devenv.Options{}, namespace)
 	if err != nil {
