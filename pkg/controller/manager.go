@@ -60,7 +60,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.Float32Var(&o.KubeAPIQPS, "reconcile-kube-api-qps", o.KubeAPIQPS, "Requests per second the reconcilers may send to kube-apiserver (client-side limit; kube-apiserver's API priority and fairness applies on top).")
 	fs.IntVar(&o.KubeAPIBurst, "reconcile-kube-api-burst", o.KubeAPIBurst, "Requests the reconcilers may send at once above --reconcile-kube-api-qps.")
 	fs.StringVar(&o.WorkspaceDefaultImagePullPolicy, "workspace-default-image-pull-policy", o.WorkspaceDefaultImagePullPolicy, "Image pull policy (Always, IfNotPresent or Never) of workspaces whose spec.imagePullPolicy is empty. Empty leaves it to Kubernetes (IfNotPresent, or Always for :latest). Clusters whose images are loaded onto the nodes instead of pulled, like `make dev`'s, set Never, so a missing image is reported at once instead of being looked for on the network.")
-	fs.DurationVar(&o.Resync, "reconcile-resync", o.Resync, "How often Ready databases and tables are looked at again to refresh their counts.")
+	fs.DurationVar(&o.Resync, "reconcile-resync", o.Resync, "How often Ready databases and tables are looked at again to refresh their counts (each one up to a fifth of this later, at random, so that objects created together are not all counted in the same second).")
 }
 
 // Validate names the flag that is wrong.

@@ -80,7 +80,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		db.Status.Tables = int32(len(tables))
 		controller.SetReady(&db.Status.Conditions, db.Generation, true, controller.ReasonCreated,
 			fmt.Sprintf("RethinkDB database %s exists", name))
-		result.RequeueAfter = r.Resync
+		result.RequeueAfter = controller.ResyncAfter(r.Resync)
 	}
 	if !equality.Semantic.DeepEqual(before, &db.Status) {
 		if err := r.Client.Status().Update(ctx, &db); err != nil && !apierrors.IsNotFound(err) {

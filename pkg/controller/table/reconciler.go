@@ -146,5 +146,5 @@ func (r *Reconciler) ensure(ctx context.Context, t *v1alpha1.Table, dbName, rdb,
 	}
 	controller.SetReady(&t.Status.Conditions, t.Generation, true, controller.ReasonCreated,
 		fmt.Sprintf("RethinkDB table %s.%s exists", rdb, rtable))
-	return ctrl.Result{RequeueAfter: r.Resync}, nil
+	return ctrl.Result{RequeueAfter: controller.ResyncAfter(r.Resync)}, nil
 }
