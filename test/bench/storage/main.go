@@ -15,8 +15,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -30,6 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/guildnet/guildnet/apis/guildnet/v1alpha1"
@@ -348,25 +347,13 @@ func createCRD(ctx context.Context, client apiextensions.Interface) error {
 // what was live after the last one, with Go's default GOGC), which together
 // with the binary's mapped pages make up most of the resident memory.
 func goHeap(ctx context.Context, cfg *rest.Config) (string, error) {
-	client, err := rest.HTTPClientFor(cfg)
+	direct, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return "", err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cfg.Host+"/metrics", nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := client.Do(req)
+	body, err := direct.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
 	if err != nil {
 		return "", fmt.Errorf("reading guildnet-apiserver's /metrics: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("guildnet-apiserver's /metrics answered %s", resp.Status)
 	}
 	value := func(name string) string {
 		for _, line := range strings.Split(string(body), "\n") {
