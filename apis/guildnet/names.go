@@ -49,6 +49,9 @@ const (
 	WorkspaceDefaultPort = 8080
 	// WorkspacePasswordKey is the key of the password in a password Secret.
 	WorkspacePasswordKey = "password"
+	// WorkspaceHashedPasswordKey is the optional key of the password's
+	// argon2 hash in a password Secret (code-server's HASHED_PASSWORD).
+	WorkspaceHashedPasswordKey = "hashed-password"
 )
 
 // WorkspaceServiceName is the Service (and Deployment) of workspace name.

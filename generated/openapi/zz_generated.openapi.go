@@ -1173,7 +1173,7 @@ func schema_guildnet_apis_guildnet_v1alpha1_WorkspaceSpec(ref common.ReferenceCa
 					},
 					"passwordSecretName": {
 						SchemaProps: spec.SchemaProps{
-							Description: "PasswordSecretName names a Secret in the workspace's namespace whose key \"password\" is code-server's password. Empty means one is generated for this workspace.",
+							Description: "PasswordSecretName names a Secret in the workspace's namespace whose key \"password\" is code-server's password. An optional key \"hashed-password\" holding its argon2 hash (code-server's HASHED_PASSWORD) spares code-server hashing the password again for every request. Empty means a Secret with both is generated for this workspace.",
 							Type:        []string{"string"},
 							Format:      "",
 						},

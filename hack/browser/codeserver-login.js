@@ -4,6 +4,13 @@
 //
 //   node codeserver-login.js --url URL --password PW --screenshot FILE
 //        [--expect-file NAME] [--timeout-ms N] [--terminal-command CMD]
+//        [--wait-stdin]
+//
+// With --wait-stdin the script starts Chromium, prints "browser ready" on
+// stderr and waits for one line on stdin before its first request; that
+// line is the password when --password is not given. A caller measuring a
+// user who already has a browser open starts it early this way, and can
+// pass a password it learns only later.
 //
 // Steps and what each timing measures (milliseconds from the first request):
 //   loginMs      code-server's password page was passed: the answer to the
@@ -54,7 +61,7 @@ const { launch } = require('./chromium');
 
 function usage(msg) {
   if (msg) console.error(`codeserver-login: ${msg}`);
-  console.error('usage: node codeserver-login.js --url URL --password PW --screenshot FILE [--expect-file NAME] [--timeout-ms N] [--terminal-command CMD]');
+  console.error('usage: node codeserver-login.js --url URL --password PW --screenshot FILE [--expect-file NAME] [--timeout-ms N] [--terminal-command CMD] [--wait-stdin]');
   process.exit(2);
 }
 
@@ -62,6 +69,10 @@ function parseArgs(argv) {
   const opts = { timeoutMs: 60000 };
   const names = { '--url': 'url', '--password': 'password', '--screenshot': 'screenshot', '--expect-file': 'expectFile', '--timeout-ms': 'timeoutMs', '--terminal-command': 'terminalCommand' };
   for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--wait-stdin') {
+      opts.waitStdin = true;
+      continue;
+    }
     let [flag, value] = argv[i].split(/=(.*)/s, 2);
     if (!(flag in names)) usage(`unknown argument ${argv[i]}`);
     if (value === undefined) {
@@ -80,6 +91,26 @@ function parseArgs(argv) {
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// The first line read from stream, without its line ending; null at EOF.
+function firstLine(stream) {
+  return new Promise((resolve) => {
+    let buf = '';
+    const done = (v) => {
+      stream.removeAllListeners('data');
+      stream.removeAllListeners('end');
+      stream.pause();
+      resolve(v);
+    };
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk) => {
+      buf += chunk;
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) done(buf.slice(0, nl).replace(/\r$/, ''));
+    });
+    stream.on('end', () => done(null));
+  });
+}
 const oneLine = (s) => String(s).replace(/\s+/g, ' ').trim();
 // VS Code styles its console lines ("%c ERR color: #f33 ..."); drop that.
 const consoleText = (s) => oneLine(String(s).replace(/%c/g, '').replace(/color:\s*#[0-9a-f]+;?/gi, ''));
@@ -273,6 +304,16 @@ async function main() {
   // WebGL off for the terminal: see the header.
   const browser = await launch(opts.terminalCommand !== undefined ? { args: ['--disable-webgl'] } : {});
   const { page, context } = browser;
+  if (opts.waitStdin) {
+    console.error('browser ready');
+    const line = await firstLine(process.stdin);
+    if (line === null) {
+      await browser.close().catch(() => {});
+      console.error('codeserver-login: --wait-stdin: stdin closed before a line came');
+      process.exit(1);
+    }
+    if (opts.password === undefined) opts.password = line;
+  }
   const deadline = Date.now() + opts.timeoutMs;
   const remaining = () => Math.max(1, deadline - Date.now());
   const start = Date.now();

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/guildnet/guildnet/pkg/controller/workspace"
 	"github.com/guildnet/guildnet/pkg/devenv"
 )
 
@@ -239,6 +240,9 @@ func (cs *CodeServer) Stop() {
 // codeServerEnv is the environment of one instance: everything that decides
 // where code-server writes points into its own folders, and variables of an
 // enclosing code-server or VS Code (a test run from its terminal) are dropped.
+// The password comes as a workspace's pod gets it: PASSWORD and the
+// reconciler's hash of it as HASHED_PASSWORD, which code-server checks logins
+// against.
 func codeServerEnv(home, tmp, password string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
@@ -257,6 +261,7 @@ func codeServerEnv(home, tmp, password string) []string {
 		"XDG_DATA_HOME="+filepath.Join(home, ".local", "share"),
 		"XDG_CACHE_HOME="+filepath.Join(home, ".cache"),
 		"PASSWORD="+password,
+		"HASHED_PASSWORD="+workspace.HashPassword(password),
 	)
 }
 

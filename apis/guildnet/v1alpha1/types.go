@@ -88,8 +88,11 @@ type WorkspaceSpec struct {
 	// +optional
 	Exposure WorkspaceExposure `json:"exposure,omitempty"`
 	// PasswordSecretName names a Secret in the workspace's namespace whose
-	// key "password" is code-server's password. Empty means one is generated
-	// for this workspace.
+	// key "password" is code-server's password. An optional key
+	// "hashed-password" holding its argon2 hash (code-server's
+	// HASHED_PASSWORD) spares code-server hashing the password again for
+	// every request. Empty means a Secret with both is generated for this
+	// workspace.
 	// +optional
 	PasswordSecretName string `json:"passwordSecretName,omitempty"`
 	// Suspend scales the workspace to zero while keeping its volume.

@@ -196,6 +196,12 @@ func Deployment(ws *v1alpha1.Workspace) *appsv1ac.DeploymentApplyConfiguration {
 	if secret, _ := PasswordSecret(ws); secret != "" {
 		container.WithEnv(corev1ac.EnvVar().WithName(passwordEnv).WithValueFrom(corev1ac.EnvVarSource().
 			WithSecretKeyRef(corev1ac.SecretKeySelector().WithName(secret).WithKey(guildnet.WorkspacePasswordKey))))
+		// When the Secret also holds the hash, code-server checks each
+		// request's cookie against it instead of hashing the password
+		// again for every request (see HashPassword). Optional: Secrets
+		// made before the hash key existed, and users' own, may lack it.
+		container.WithEnv(corev1ac.EnvVar().WithName(hashedPasswordEnv).WithValueFrom(corev1ac.EnvVarSource().
+			WithSecretKeyRef(corev1ac.SecretKeySelector().WithName(secret).WithKey(guildnet.WorkspaceHashedPasswordKey).WithOptional(true))))
 	}
 	for _, e := range spec.Env {
 		env := corev1ac.EnvVar().WithName(e.Name)
@@ -342,8 +348,9 @@ func HomeClaim(ws *v1alpha1.Workspace) *corev1ac.PersistentVolumeClaimApplyConfi
 }
 
 // PasswordSecretObject is a new generated password Secret for ws, with a
-// random password (128 bits from crypto/rand).
+// random password (128 bits from crypto/rand) and its hash.
 func PasswordSecretObject(ws *v1alpha1.Workspace) *corev1.Secret {
+	password := rand.Text()
 	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:            guildnet.WorkspacePasswordSecretName(ws.Name),
@@ -351,7 +358,10 @@ func PasswordSecretObject(ws *v1alpha1.Workspace) *corev1.Secret {
 			Labels:          workspaceLabels(ws),
 			OwnerReferences: []metav1.OwnerReference{ownerReference(ws)},
 		},
-		Type:       corev1.SecretTypeOpaque,
-		StringData: map[string]string{guildnet.WorkspacePasswordKey: rand.Text()},
+		Type: corev1.SecretTypeOpaque,
+		StringData: map[string]string{
+			guildnet.WorkspacePasswordKey:       password,
+			guildnet.WorkspaceHashedPasswordKey: HashPassword(password),
+		},
 	}
 }

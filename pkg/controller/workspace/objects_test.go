@@ -1,8 +1,14 @@
 package workspace
 
 import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
+
+	"golang.org/x/crypto/argon2"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -115,6 +121,10 @@ func TestDeploymentCodeServerDefaults(t *testing.T) {
 	}
 	if e := env(c, "PASSWORD"); e == nil || e.ValueFrom == nil || *e.ValueFrom.SecretKeyRef.Name != "ws-password" || *e.ValueFrom.SecretKeyRef.Key != "password" {
 		t.Errorf("PASSWORD = %+v, want from Secret ws-password key password", e)
+	}
+	if e := env(c, "HASHED_PASSWORD"); e == nil || e.ValueFrom == nil || *e.ValueFrom.SecretKeyRef.Name != "ws-password" ||
+		*e.ValueFrom.SecretKeyRef.Key != "hashed-password" || e.ValueFrom.SecretKeyRef.Optional == nil || !*e.ValueFrom.SecretKeyRef.Optional {
+		t.Errorf("HASHED_PASSWORD = %+v, want from Secret ws-password key hashed-password, optional", e)
 	}
 	if len(c.Ports) != 1 || *c.Ports[0].ContainerPort != 8080 || *c.Ports[0].Name != "http" {
 		t.Errorf("ports = %+v, want http/8080", c.Ports)
@@ -241,4 +251,35 @@ func TestPasswordSecretObjectIsRandom(t *testing.T) {
 	if a.Name != "ws-password" || a.Labels[guildnet.WorkspaceLabel] != "ws" || a.OwnerReferences[0].UID != "uid-1" {
 		t.Errorf("secret metadata: %+v", a.ObjectMeta)
 	}
+	for _, s := range []*corev1.Secret{a, b} {
+		password, hash := s.StringData[guildnet.WorkspacePasswordKey], s.StringData[guildnet.WorkspaceHashedPasswordKey]
+		if !argon2idMatches(t, hash, password) {
+			t.Errorf("hashed-password %q is not the argon2id hash of password %q", hash, password)
+		}
+	}
+}
+
+// argon2idMatches recomputes a PHC argon2id string from its own parameters
+// and salt, as code-server's verify does.
+func argon2idMatches(t *testing.T, phc, password string) bool {
+	t.Helper()
+	f := strings.Split(phc, "$") // "", "argon2id", "v=19", "m=..,t=..,p=..", salt, hash
+	if len(f) != 6 || f[1] != "argon2id" || f[2] != fmt.Sprintf("v=%d", argon2.Version) {
+		t.Errorf("%q is not an argon2id PHC string", phc)
+		return false
+	}
+	var m, tm uint32
+	var p uint8
+	if _, err := fmt.Sscanf(f[3], "m=%d,t=%d,p=%d", &m, &tm, &p); err != nil {
+		t.Errorf("parameters %q: %v", f[3], err)
+		return false
+	}
+	salt, err1 := base64.RawStdEncoding.DecodeString(f[4])
+	key, err2 := base64.RawStdEncoding.DecodeString(f[5])
+	if err1 != nil || err2 != nil || len(salt) < 16 || len(key) < 32 {
+		t.Errorf("salt or hash of %q: want unpadded base64 of at least 16 and 32 bytes", phc)
+		return false
+	}
+	return bytes.Equal(argon2.IDKey([]byte(password), salt, tm, m, p, uint32(len(key))), key) &&
+		!bytes.Equal(argon2.IDKey([]byte(password+"x"), salt, tm, m, p, uint32(len(key))), key)
 }
