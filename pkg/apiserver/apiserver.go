@@ -64,6 +64,8 @@ type WorkspaceConfig struct {
 	// PingInterval and ActivityMaxInterval: see the --workspace-* flags.
 	PingInterval        time.Duration
 	ActivityMaxInterval time.Duration
+	// Assets keeps workspaces' long-lived public responses (nil: none).
+	Assets *workspace.AssetCache
 }
 
 // Config is the whole configuration of guildnet-apiserver.
@@ -145,6 +147,7 @@ func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, ex
 			Authorizer:   wc.Authorizer,
 			Origins:      wc.Origins,
 			PingInterval: wc.PingInterval,
+			Assets:       wc.Assets,
 		})
 		storage["workspaces/log"] = workspace.NewLogREST(ws, wc.Kube)
 	}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/client-go/informers"
@@ -20,6 +21,7 @@ type WorkspaceProxyOptions struct {
 	AllowedOrigins      []string
 	PingInterval        time.Duration
 	ActivityMaxInterval time.Duration
+	AssetCacheSize      resource.QuantityValue
 }
 
 // NewWorkspaceProxyOptions returns the defaults.
@@ -27,6 +29,9 @@ func NewWorkspaceProxyOptions() *WorkspaceProxyOptions {
 	return &WorkspaceProxyOptions{
 		PingInterval:        workspace.DefaultPingInterval,
 		ActivityMaxInterval: workspace.DefaultActivityMaxInterval,
+		// A code-server release's scripts and styles take ~5.5 MB compressed, per
+		// Accept-Encoding: room for several releases and encodings.
+		AssetCacheSize: resource.QuantityValue{Quantity: resource.MustParse("64Mi")},
 	}
 }
 
@@ -38,6 +43,8 @@ func (o *WorkspaceProxyOptions) AddFlags(fs *pflag.FlagSet) {
 		"How often workspaces/proxy pings both ends of an open WebSocket, so idle connections survive load balancers and NATs; a client that does not answer for three intervals is disconnected.")
 	fs.DurationVar(&o.ActivityMaxInterval, "workspace-activity-interval", o.ActivityMaxInterval,
 		"Longest time between two writes of a busy workspace's status.lastActivityTime (workspaces with a spec.idleTimeout are written every quarter of it, at least every second).")
+	fs.Var(&o.AssetCacheSize, "workspace-proxy-asset-cache-size",
+		"Memory for workspaces/proxy to keep responses that workspaces mark public with a max-age of a day or more (such as a code-server release's scripts), shared by the workspaces of one image, so they are not fetched and compressed again for every page load; one response takes at most a quarter of it. 0 turns the cache off.")
 }
 
 // Validate names the flag that is wrong.
@@ -51,6 +58,9 @@ func (o *WorkspaceProxyOptions) Validate() []error {
 	}
 	if o.ActivityMaxInterval < time.Second {
 		errs = append(errs, fmt.Errorf("--workspace-activity-interval must be at least 1s, got %s", o.ActivityMaxInterval))
+	}
+	if o.AssetCacheSize.Sign() < 0 {
+		errs = append(errs, fmt.Errorf("--workspace-proxy-asset-cache-size must not be negative, got %s (0 turns the cache off)", o.AssetCacheSize.String()))
 	}
 	return errs
 }
@@ -70,6 +80,7 @@ func (o *Options) workspaceConfig(cfg *genericapiserver.RecommendedConfig, kube 
 		Origins:             origins,
 		PingInterval:        o.WorkspaceProxy.PingInterval,
 		ActivityMaxInterval: o.WorkspaceProxy.ActivityMaxInterval,
+		Assets:              workspace.NewAssetCache(o.WorkspaceProxy.AssetCacheSize.Value()),
 	}
 	if kube != nil {
 		wc.Informers = informers.NewSharedInformerFactoryWithOptions(kube, 0,

@@ -39,6 +39,8 @@ type ProxyConfig struct {
 	// PingInterval is how often an open WebSocket is pinged on both sides
 	// (0: DefaultPingInterval).
 	PingInterval time.Duration
+	// Assets keeps workspaces' long-lived public responses (nil: none).
+	Assets *AssetCache
 }
 
 // DefaultPingInterval keeps idle WebSockets alive through load balancers
@@ -219,6 +221,15 @@ func (h *proxyHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if a := h.rest.cfg.Activity; a != nil {
 		a.Touch(h.ws)
 	}
+	assets := h.rest.cfg.Assets
+	keyPath := backendPath
+	if backendRawPath != "" {
+		keyPath = backendRawPath
+	}
+	key, cacheable := assets.keyFor(h.ws.Spec.Image, req, keyPath)
+	if cacheable && assets.serve(w, key) {
+		return
+	}
 	rp := &httputil.ReverseProxy{
 		Transport: h.rest.cfg.Transport,
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -230,6 +241,9 @@ func (h *proxyHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		ModifyResponse: func(resp *http.Response) error {
 			rewriteResponseHeaders(resp.Header, prefix, h.target)
 			throughAggregator(resp)
+			if cacheable {
+				assets.maybeStore(key, resp)
+			}
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, req *http.Request, err error) {
