@@ -29,8 +29,8 @@ func NewWorkspaceProxyOptions() *WorkspaceProxyOptions {
 	return &WorkspaceProxyOptions{
 		PingInterval:        workspace.DefaultPingInterval,
 		ActivityMaxInterval: workspace.DefaultActivityMaxInterval,
-		// A code-server release's scripts and styles take ~5.5 MB compressed, per
-		// Accept-Encoding: room for several releases and encodings.
+		// A code-server release's scripts and styles take ~5.5 MB gzipped:
+		// room for several releases.
 		AssetCacheSize: resource.QuantityValue{Quantity: resource.MustParse("64Mi")},
 	}
 }
@@ -44,7 +44,7 @@ func (o *WorkspaceProxyOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.ActivityMaxInterval, "workspace-activity-interval", o.ActivityMaxInterval,
 		"Longest time between two writes of a busy workspace's status.lastActivityTime (workspaces with a spec.idleTimeout are written every quarter of it, at least every second).")
 	fs.Var(&o.AssetCacheSize, "workspace-proxy-asset-cache-size",
-		"Memory for workspaces/proxy to keep responses that workspaces mark public with a max-age of a day or more (such as a code-server release's scripts), shared by the workspaces of one image, so they are not fetched and compressed again for every page load; one response takes at most a quarter of it. 0 turns the cache off.")
+		"Memory for workspaces/proxy to keep gzipped copies, by content, of files that workspaces mark public with a max-age of a day or more (such as a code-server release's scripts), so a workspace does not compress them again for every page load; files of up to half of it are kept, larger ones are compressed on the way. 0 turns the cache off.")
 }
 
 // Validate names the flag that is wrong.

@@ -2,7 +2,10 @@ package workspace
 
 import (
 	"bytes"
+	"compress/gzip"
 	"container/list"
+	"crypto/sha256"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -11,127 +14,222 @@ import (
 	"time"
 )
 
-// AssetCache keeps the responses workspaces mark as shareable for a long
-// time (Cache-Control "public" with a max-age of a day or more), shared by
-// every workspace of the same image. A browser opening code-server fetches
-// ~22 MB of the release's scripts and styles (~5.5 MB compressed; paths
-// carry the release's commit, Cache-Control "public, max-age=31536000"),
-// and code-server compresses them again for every page load: ~1 s of CPU
-// that competes with the browser on a small machine. With the cache, the second and later
-// workspaces of an image (and the same one after a resume) get them from
-// memory.
+// AssetCache spares workspaces compressing the same long-lived files again
+// for every page load. A browser opening code-server fetches ~22 MB of the
+// release's scripts and styles (Cache-Control "public, max-age=31536000"),
+// and code-server gzips them anew each time: ~1 s of CPU that competes
+// with the browser on a small machine.
 //
-// Keyed by image, path and query, and Accept-Encoding. That trusts what
-// "public, max-age" promises: the same URL of the same image serves the
-// same bytes for that long, which holds for content-addressed assets, the
-// only kind that long-lived caching headers are meant for. A response is
-// stored only when it is complete, 200, without Set-Cookie, varies by
-// nothing but Accept-Encoding, and fits the entry bound. Requests that ask
-// for a range, or to bypass caches (no-cache), go to the workspace.
+// It is a compression cache addressed by content, so no workspace can put
+// bytes into another's answers. Once a path of an image has answered with
+// a long-lived public response, later requests for it (from any workspace
+// of that image) ask the workspace for the uncompressed body, which costs
+// it nothing but a file read; the proxy hashes those bytes and sends the
+// gzip it keeps for exactly that content, compressing them itself the
+// first time. What the browser decodes is always what this workspace sent.
 //
-// Hits still pass through everything before the cache: kube-apiserver's
-// RBAC check of workspaces/proxy on this workspace, and the workspace being
-// up. What a hit skips is the workspace's own login check for that asset,
-// which is fine for a response its server declared public.
+// "Long-lived public" means 200, Cache-Control public with a max-age of a
+// day or more, no Set-Cookie, varying by nothing but Accept-Encoding. Other
+// answers, requests for a range or that bypass caches (no-cache), and
+// clients that do not take gzip go through as before.
 type AssetCache struct {
 	maxBytes, maxEntry int64
 	now                func() time.Time
 
 	mu      sync.Mutex
 	size    int64
-	lru     *list.List // of *asset, most recently used first
-	entries map[assetKey]*list.Element
+	lru     *list.List // of *gzipped, most recently used first
+	byHash  map[[sha256.Size]byte]*list.Element
+	hints   map[hintKey]bool // paths of an image that answered long-lived and public
+	gzipped int              // bodies compressed here (tests read it)
 }
 
-type assetKey struct{ image, path, acceptEncoding string }
+type hintKey struct{ image, path string }
 
-type asset struct {
-	key             assetKey
-	header          http.Header
-	body            []byte
-	stored, expires time.Time
+type gzipped struct {
+	hash    [sha256.Size]byte
+	gz      []byte
+	expires time.Time
 }
 
-// minAssetMaxAge is the shortest max-age worth keeping: shorter ones are
-// for content that changes, not for a release's assets.
-const minAssetMaxAge = 24 * time.Hour
+const (
+	// minAssetMaxAge is the shortest max-age worth compressing once: the
+	// answers of a release, not content that changes.
+	minAssetMaxAge = 24 * time.Hour
+	// maxHints bounds the remembered paths; past it they start over.
+	maxHints = 4096
+)
 
-// NewAssetCache returns a cache of at most maxBytes of bodies; an entry
-// may take up to a quarter of it. maxBytes 0 returns nil, which caches
-// nothing.
+// NewAssetCache returns a cache of at most maxBytes of compressed bodies;
+// files of up to half of it (uncompressed) are kept, larger ones are
+// compressed on the way. maxBytes 0 returns nil, which caches nothing.
 func NewAssetCache(maxBytes int64) *AssetCache {
 	if maxBytes <= 0 {
 		return nil
 	}
-	return &AssetCache{maxBytes: maxBytes, maxEntry: maxBytes / 4, now: time.Now,
-		lru: list.New(), entries: map[assetKey]*list.Element{}}
+	return &AssetCache{maxBytes: maxBytes, maxEntry: maxBytes / 2, now: time.Now,
+		lru: list.New(), byHash: map[[sha256.Size]byte]*list.Element{}, hints: map[hintKey]bool{}}
 }
 
-// keyFor is the cache key of req to a workspace of image, and whether req
-// may be answered from the cache at all.
-func (c *AssetCache) keyFor(image string, req *http.Request, backendPath string) (assetKey, bool) {
+// assetRequest is what the cache decided about one request.
+type assetRequest struct {
+	c   *AssetCache
+	key hintKey
+	// identity: the request asks the workspace for the uncompressed body,
+	// to be answered with the cached gzip of it.
+	identity bool
+}
+
+// classify looks at a request for backendPath of a workspace of image. A
+// nil result leaves the request alone.
+func (c *AssetCache) classify(image string, req *http.Request, backendPath string) *assetRequest {
 	if c == nil || req.Method != http.MethodGet || req.Header.Get("Range") != "" ||
 		strings.Contains(req.Header.Get("Cache-Control"), "no-cache") || strings.Contains(req.Header.Get("Pragma"), "no-cache") {
-		return assetKey{}, false
+		return nil
 	}
 	p := backendPath
 	if req.URL.RawQuery != "" {
 		p += "?" + req.URL.RawQuery
 	}
-	return assetKey{image: image, path: p, acceptEncoding: req.Header.Get("Accept-Encoding")}, true
+	a := &assetRequest{c: c, key: hintKey{image: image, path: p}}
+	c.mu.Lock()
+	a.identity = c.hints[a.key] && acceptsGzip(req.Header)
+	c.mu.Unlock()
+	return a
 }
 
-// serve writes the cached response of key, if there is a fresh one.
-func (c *AssetCache) serve(w http.ResponseWriter, key assetKey) bool {
+// rewrite adjusts the request to the workspace.
+func (a *assetRequest) rewrite(out http.Header) {
+	if a.identity {
+		out.Set("Accept-Encoding", "identity")
+	}
+}
+
+// modify handles the workspace's answer: remembers long-lived public
+// paths, and for an identity request replaces the body with the gzip of it.
+func (a *assetRequest) modify(resp *http.Response) error {
+	c := a.c
+	maxAge, ok := storableFor(resp)
 	c.mu.Lock()
-	el, ok := c.entries[key]
-	var a *asset
-	if ok {
-		a = el.Value.(*asset)
-		if !c.now().Before(a.expires) {
-			c.removeLocked(el)
-			a = nil
-		} else {
-			c.lru.MoveToFront(el)
+	if ok && !c.hints[a.key] {
+		if len(c.hints) >= maxHints {
+			clear(c.hints)
 		}
+		c.hints[a.key] = true
+	} else if !ok {
+		delete(c.hints, a.key)
 	}
 	c.mu.Unlock()
-	if a == nil {
-		return false
+	if !a.identity || !ok || resp.Header.Get("Content-Encoding") != "" {
+		return nil // as the workspace sent it (plain, if it changed its mind)
 	}
-	h := w.Header()
-	for k, v := range a.header {
-		h[k] = v
+	var body []byte
+	if resp.ContentLength <= c.maxEntry {
+		var err error
+		if body, err = io.ReadAll(io.LimitReader(resp.Body, c.maxEntry+1)); err != nil {
+			resp.Body.Close()
+			return fmt.Errorf("reading %s: %w", a.key.path, err)
+		}
 	}
-	h.Set("Age", strconv.Itoa(int(c.now().Sub(a.stored)/time.Second)))
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(a.body)
-	return true
+	if resp.ContentLength > c.maxEntry || int64(len(body)) > c.maxEntry {
+		// Too large to keep: compressed on the way, as the workspace
+		// would have done.
+		gzipStream(resp, io.MultiReader(bytes.NewReader(body), resp.Body))
+		return nil
+	}
+	resp.Body.Close()
+	gz := c.gzipOf(body, maxAge)
+	resp.Body = io.NopCloser(bytes.NewReader(gz))
+	resp.ContentLength = int64(len(gz))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(gz)))
+	setGzipHeaders(resp.Header)
+	return nil
 }
 
-// maybeStore arranges for resp to be stored under key once its body has
-// been read to the end, if it is storable. The body still streams to the
-// client as it arrives.
-func (c *AssetCache) maybeStore(key assetKey, resp *http.Response) {
-	maxAge, ok := storableFor(resp)
-	if !ok || resp.ContentLength > c.maxEntry {
-		return
+func setGzipHeaders(h http.Header) {
+	h.Set("Content-Encoding", "gzip")
+	if !strings.Contains(strings.ToLower(strings.Join(h.Values("Vary"), ",")), "accept-encoding") {
+		h.Add("Vary", "Accept-Encoding")
 	}
-	header := resp.Header.Clone()
-	header.Del("Age")
-	stored := c.now()
-	// Compressed on the fly, most assets come without a length.
-	capacity := max(resp.ContentLength, 0)
-	resp.Body = &recordingBody{ReadCloser: resp.Body, limit: c.maxEntry,
-		buf: bytes.NewBuffer(make([]byte, 0, capacity)),
-		done: func(body []byte) {
-			header.Set("Content-Length", strconv.Itoa(len(body)))
-			c.store(&asset{key: key, header: header, body: body, stored: stored, expires: stored.Add(maxAge)})
-		}}
 }
 
-// storableFor says whether a workspace's response may be shared, and for
-// how long.
+// gzipStream replaces resp's body with the gzip of src, compressed as it
+// is read. Closing the new body (the client went away) ends the copy.
+func gzipStream(resp *http.Response, src io.Reader) {
+	orig := resp.Body
+	pr, pw := io.Pipe()
+	go func() {
+		zw := gzip.NewWriter(pw)
+		_, err := io.Copy(zw, src)
+		if err == nil {
+			err = zw.Close()
+		}
+		orig.Close()
+		pw.CloseWithError(err)
+	}()
+	resp.Body = pr
+	resp.ContentLength = -1
+	resp.Header.Del("Content-Length")
+	setGzipHeaders(resp.Header)
+}
+
+// gzipOf returns the cached gzip of body, compressing and keeping it the
+// first time.
+func (c *AssetCache) gzipOf(body []byte, maxAge time.Duration) []byte {
+	hash := sha256.Sum256(body)
+	now := c.now()
+	c.mu.Lock()
+	if el, ok := c.byHash[hash]; ok {
+		g := el.Value.(*gzipped)
+		if now.Before(g.expires) {
+			c.lru.MoveToFront(el)
+			c.mu.Unlock()
+			return g.gz
+		}
+		c.removeLocked(el)
+	}
+	c.gzipped++
+	c.mu.Unlock()
+
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	_, _ = zw.Write(body) // writes to memory do not fail
+	_ = zw.Close()
+	g := &gzipped{hash: hash, gz: buf.Bytes(), expires: now.Add(maxAge)}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.byHash[hash]; ok { // compressed meanwhile by another request
+		c.removeLocked(el)
+	}
+	for c.size+int64(len(g.gz)) > c.maxBytes && c.lru.Len() > 0 {
+		c.removeLocked(c.lru.Back())
+	}
+	c.byHash[hash] = c.lru.PushFront(g)
+	c.size += int64(len(g.gz))
+	return g.gz
+}
+
+func (c *AssetCache) removeLocked(el *list.Element) {
+	g := c.lru.Remove(el).(*gzipped)
+	delete(c.byHash, g.hash)
+	c.size -= int64(len(g.gz))
+}
+
+// acceptsGzip reports whether an Accept-Encoding header allows gzip.
+func acceptsGzip(h http.Header) bool {
+	for _, v := range h.Values("Accept-Encoding") {
+		for _, part := range strings.Split(v, ",") {
+			name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+			if strings.EqualFold(strings.TrimSpace(name), "gzip") || strings.TrimSpace(name) == "*" {
+				return strings.ReplaceAll(strings.TrimSpace(params), " ", "") != "q=0"
+			}
+		}
+	}
+	return false
+}
+
+// storableFor says whether a workspace's answer is long-lived and public,
+// and for how long.
 func storableFor(resp *http.Response) (time.Duration, bool) {
 	if resp.StatusCode != http.StatusOK || len(resp.Header.Values("Set-Cookie")) > 0 {
 		return 0, false
@@ -170,53 +268,4 @@ func storableFor(resp *http.Response) (time.Duration, bool) {
 		return 0, false
 	}
 	return maxAge, true
-}
-
-func (c *AssetCache) store(a *asset) {
-	size := int64(len(a.body))
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if el, ok := c.entries[a.key]; ok {
-		c.removeLocked(el)
-	}
-	for c.size+size > c.maxBytes && c.lru.Len() > 0 {
-		c.removeLocked(c.lru.Back())
-	}
-	c.entries[a.key] = c.lru.PushFront(a)
-	c.size += size
-}
-
-func (c *AssetCache) removeLocked(el *list.Element) {
-	a := c.lru.Remove(el).(*asset)
-	delete(c.entries, a.key)
-	c.size -= int64(len(a.body))
-}
-
-// recordingBody passes a response body through and keeps a copy of at
-// most limit bytes; done gets the copy only if the body ended with io.EOF.
-// net/http reports a body shorter than its Content-Length, or a chunked
-// one cut off, as io.ErrUnexpectedEOF, so a cut-off download is never
-// stored.
-type recordingBody struct {
-	io.ReadCloser
-	limit int64
-	buf   *bytes.Buffer // nil once the copy is handed over or given up
-	done  func([]byte)
-}
-
-func (b *recordingBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if b.buf == nil {
-		return n, err
-	}
-	if int64(b.buf.Len()+n) > b.limit || (err != nil && err != io.EOF) {
-		b.buf = nil
-		return n, err
-	}
-	b.buf.Write(p[:n])
-	if err == io.EOF {
-		b.done(b.buf.Bytes())
-		b.buf = nil
-	}
-	return n, err
 }

@@ -221,15 +221,11 @@ func (h *proxyHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if a := h.rest.cfg.Activity; a != nil {
 		a.Touch(h.ws)
 	}
-	assets := h.rest.cfg.Assets
-	keyPath := backendPath
+	assetPath := backendPath
 	if backendRawPath != "" {
-		keyPath = backendRawPath
+		assetPath = backendRawPath
 	}
-	key, cacheable := assets.keyFor(h.ws.Spec.Image, req, keyPath)
-	if cacheable && assets.serve(w, key) {
-		return
-	}
+	asset := h.rest.cfg.Assets.classify(h.ws.Spec.Image, req, assetPath)
 	rp := &httputil.ReverseProxy{
 		Transport: h.rest.cfg.Transport,
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -237,12 +233,15 @@ func (h *proxyHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			pr.Out.URL.Path, pr.Out.URL.RawPath = backendPath, backendRawPath
 			pr.Out.Host = ""
 			forwardHeaders(pr.In, pr.Out.Header, prefix, h.rest.cfg.Origins)
+			if asset != nil {
+				asset.rewrite(pr.Out.Header)
+			}
 		},
 		ModifyResponse: func(resp *http.Response) error {
 			rewriteResponseHeaders(resp.Header, prefix, h.target)
 			throughAggregator(resp)
-			if cacheable {
-				assets.maybeStore(key, resp)
+			if asset != nil {
+				return asset.modify(resp)
 			}
 			return nil
 		},

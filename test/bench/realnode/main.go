@@ -13,9 +13,10 @@
 // the status said Running (readiness probe passed, status written), which
 // the browser does not wait for. The total is measured from the apply to
 // the moment the workbench connected.
-// Runs after the first get code-server's scripts from workspaces/proxy's
-// asset cache, as every workspace of an image does after the first; the
-// summary names the first run's total too.
+// From the second run on, workspaces/proxy sends code-server's scripts
+// gzipped from its asset cache (it compresses them once, in the second run),
+// as for every workspace of an image after the first; the summary names the
+// first run's total too.
 // After each run a fresh browser opens the same pod straight at its IP:
 // that is the floor no server-side change can beat, and the ratio shows
 // what kubectl proxy, kube-apiserver and guildnet-apiserver add.
