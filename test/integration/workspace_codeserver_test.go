@@ -1,11 +1,17 @@
 package integration
 
 import (
+	"compress/gzip"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/http/cookiejar"
+	neturl "net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"testing"
 	"time"
@@ -81,4 +87,89 @@ func TestCodeServerThroughKubectlProxy(t *testing.T) {
 	opened := res.OpenedThrough("/workspaces/" + name + "/proxy/")
 	t.Logf("code-server through kubectl proxy → kube-apiserver → guildnet-apiserver: login %d ms, workbench %d ms, connected %d ms; %d WebSocket(s); screenshot %s",
 		res.LoginMs, res.WorkbenchMs, res.ConnectedMs, opened, shot)
+
+	// The browser loaded the workbench's script once. Loaded again, it
+	// comes from workspaces/proxy's asset cache: gzipped, through the
+	// aggregation layer, and exactly the bytes code-server serves.
+	direct := codeServerSession(t, cs.URL, cs.Password)
+	proxied := codeServerSession(t, url, cs.Password)
+	script := workbenchScriptPath(t, direct, cs.URL)
+	want := fetchDecoded(t, direct, cs.URL+script, "identity")
+	for i := range 2 {
+		got, encoding := fetchDecodedWithEncoding(t, proxied, url+script, "gzip, deflate, br")
+		if encoding != "gzip" || got != want {
+			t.Fatalf("%s through the proxy, load %d after the browser's: Content-Encoding %q, %d bytes decoded; want gzip of code-server's %d bytes",
+				script, i+2, encoding, len(got), len(want))
+		}
+	}
+	t.Logf("%s (%d bytes) came through the proxy gzipped from its asset cache", script, len(want))
+}
+
+// codeServerSession logs in to the code-server at base (its URL, or its
+// workspaces/proxy URL) and returns a client that carries the session
+// cookie.
+func codeServerSession(t *testing.T, base, password string) *http.Client {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.PostForm(base+"login", neturl.Values{"password": {password}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	u, _ := neturl.Parse(base)
+	if len(jar.Cookies(u)) == 0 {
+		t.Fatalf("logging in at %slogin: %s and no session cookie", base, resp.Status)
+	}
+	return c
+}
+
+// workbenchScriptPath is the path of the workbench's main script, relative
+// to base, as the workbench page names it.
+func workbenchScriptPath(t *testing.T, c *http.Client, base string) string {
+	t.Helper()
+	page := fetchDecoded(t, c, base+"?folder=/tmp", "identity")
+	m := regexp.MustCompile(`stable-[0-9a-f]+/static/out/vs/code/browser/workbench/workbench\.js`).FindString(page)
+	if m == "" {
+		t.Fatalf("the workbench page at %s names no workbench.js:\n%.500s", base, page)
+	}
+	return m
+}
+
+func fetchDecoded(t *testing.T, c *http.Client, url, acceptEncoding string) string {
+	t.Helper()
+	body, _ := fetchDecodedWithEncoding(t, c, url, acceptEncoding)
+	return body
+}
+
+// fetchDecodedWithEncoding GETs url and returns the body, gunzipped if it
+// came gzipped, and its Content-Encoding.
+func fetchDecodedWithEncoding(t *testing.T, c *http.Client, url, acceptEncoding string) (string, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	// Set by hand, so the transport leaves the body as it came.
+	req.Header.Set("Accept-Encoding", acceptEncoding)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("GET %s: %s: %.300s", url, resp.Status, b)
+	}
+	var r io.Reader = resp.Body
+	encoding := resp.Header.Get("Content-Encoding")
+	if encoding == "gzip" {
+		zr, err := gzip.NewReader(resp.Body)
+		if err != nil {
+			t.Fatalf("GET %s: Content-Encoding gzip, but %v", url, err)
+		}
+		r = zr
+	}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return string(b), encoding
 }
