@@ -2,7 +2,6 @@ package workspace
 
 import (
 	"bytes"
-	"compress/gzip"
 	"container/list"
 	"crypto/sha256"
 	"fmt"
@@ -12,6 +11,10 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	// Twice as fast as compress/gzip at the default level, for ~3% more
+	// bytes: the first load of a file waits for its compression.
+	"github.com/klauspost/compress/gzip"
 )
 
 // AssetCache spares workspaces compressing the same long-lived files again
