@@ -111,6 +111,7 @@ function firstLine(stream) {
     stream.on('end', () => done(null));
   });
 }
+
 const oneLine = (s) => String(s).replace(/\s+/g, ' ').trim();
 // VS Code styles its console lines ("%c ERR color: #f33 ..."); drop that.
 const consoleText = (s) => oneLine(String(s).replace(/%c/g, '').replace(/color:\s*#[0-9a-f]+;?/gi, ''));
