@@ -1,10 +1,8 @@
 package integration
 
 import (
-	"compress/gzip"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -136,40 +134,23 @@ func workbenchScriptPath(t *testing.T, c *http.Client, base string) string {
 	return m
 }
 
+// fetchDecodedWithEncoding GETs url with Accept-Encoding acceptEncoding
+// and returns the body (gunzipped if it came gzipped) and its
+// Content-Encoding.
+func fetchDecodedWithEncoding(t *testing.T, c *http.Client, url, acceptEncoding string) (string, string) {
+	t.Helper()
+	resp, body, err := workspacetest.GetDecoded(c, url, http.Header{"Accept-Encoding": {acceptEncoding}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s: %.300s", url, resp.Status, body)
+	}
+	return body, resp.Header.Get("Content-Encoding")
+}
+
 func fetchDecoded(t *testing.T, c *http.Client, url, acceptEncoding string) string {
 	t.Helper()
 	body, _ := fetchDecodedWithEncoding(t, c, url, acceptEncoding)
 	return body
-}
-
-// fetchDecodedWithEncoding GETs url and returns the body, gunzipped if it
-// came gzipped, and its Content-Encoding.
-func fetchDecodedWithEncoding(t *testing.T, c *http.Client, url, acceptEncoding string) (string, string) {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
-	// Set by hand, so the transport leaves the body as it came.
-	req.Header.Set("Accept-Encoding", acceptEncoding)
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("GET %s: %s: %.300s", url, resp.Status, b)
-	}
-	var r io.Reader = resp.Body
-	encoding := resp.Header.Get("Content-Encoding")
-	if encoding == "gzip" {
-		zr, err := gzip.NewReader(resp.Body)
-		if err != nil {
-			t.Fatalf("GET %s: Content-Encoding gzip, but %v", url, err)
-		}
-		r = zr
-	}
-	b, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	return string(b), encoding
 }

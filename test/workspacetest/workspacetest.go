@@ -2,12 +2,14 @@
 // share: publishing a server's address as a workspace's endpoint (playing
 // the kubelet and the EndpointSlice controller, which a control plane
 // without nodes lacks), finding and readying a workspace's pod, and a
-// WebSocket echo server.
+// WebSocket echo server, and a GET that reads gzipped answers.
 package workspacetest
 
 import (
+	"compress/gzip"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 
 	"github.com/gorilla/websocket"
@@ -97,4 +99,36 @@ func MarkPodReady(ctx context.Context, kube kubernetes.Interface, pod *corev1.Po
 	}}
 	_, err := kube.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{})
 	return err
+}
+
+// GetDecoded GETs url with c, sending header as it is (so the transport
+// neither asks for gzip itself nor unpacks it), and returns the answer with
+// its body read to the end: gunzipped when its Content-Encoding is gzip,
+// so a caller can compare what a browser would decode.
+func GetDecoded(c *http.Client, url string, header http.Header) (*http.Response, string, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	var r io.Reader = resp.Body
+	if resp.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(resp.Body)
+		if err != nil {
+			return resp, "", fmt.Errorf("GET %s: Content-Encoding gzip, but %w", url, err)
+		}
+		r = zr
+	}
+	body, err := io.ReadAll(r)
+	if err != nil {
+		return resp, string(body), fmt.Errorf("GET %s: %w", url, err)
+	}
+	return resp, string(body), nil
 }

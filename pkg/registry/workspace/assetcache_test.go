@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/guildnet/guildnet/apis/guildnet"
+	"github.com/guildnet/guildnet/test/workspacetest"
 )
 
 // assetBackend serves path p with the headers in routes[p] and the body
@@ -80,32 +81,11 @@ const longLived = "public, max-age=31536000"
 // decoded.
 func fetch(t *testing.T, url string, reqHeader http.Header) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
+	resp, body, err := workspacetest.GetDecoded(http.DefaultClient, url, reqHeader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for k, v := range reqHeader {
-		req.Header[k] = v
-	}
-	// No transparent gzip: Accept-Encoding is part of what is tested.
-	resp, err := (&http.Transport{DisableCompression: true}).RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var r io.Reader = resp.Body
-	if resp.Header.Get("Content-Encoding") == "gzip" {
-		zr, err := gzip.NewReader(resp.Body)
-		if err != nil {
-			t.Fatalf("%s: Content-Encoding gzip but %v", url, err)
-		}
-		r = zr
-	}
-	body, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatalf("%s: %v", url, err)
-	}
-	return resp, string(body)
+	return resp, body
 }
 
 func withAssets(image string, c *AssetCache) func(*guildnet.Workspace, *ProxyConfig) {
