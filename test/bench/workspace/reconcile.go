@@ -21,6 +21,7 @@ import (
 	"github.com/guildnet/guildnet/apis/guildnet/v1alpha1"
 	guildnetclient "github.com/guildnet/guildnet/generated/clientset/versioned"
 	guildnetinformers "github.com/guildnet/guildnet/generated/informers/externalversions"
+	"github.com/guildnet/guildnet/pkg/controller/workspace"
 )
 
 const (
@@ -34,13 +35,22 @@ const (
 	benchImage = "codercom/code-server:4.100.3"
 )
 
-// benchReconcile creates n workspaces in namespace in a burst (at most
+// benchBurst creates n workspaces in namespace in a burst (at most
 // benchInFlight Create calls at a time) and measures, for each, the time
 // from its Create call returning until both its Deployment and its Service
 // exist, as seen by informers started before the burst. The durations are
-// in creation order. The workspaces are deleted before it returns, also
+// in creation order. What the burst made is deleted before it returns, also
 // after an error.
-func benchReconcile(ctx context.Context, cfg *rest.Config, namespace string, n int) (createToReady []time.Duration, err error) {
+//
+// With floor set, the bench plays a reconciler that costs nothing: each
+// Create is a dry run (the same path through kube-apiserver to
+// guildnet-apiserver, but nothing is stored, so the real reconciler never
+// sees it), and the moment it returns the bench sends the very writes the
+// reconciler would (the password Secret, the Deployment and Service
+// server-side applies, at once), without owner references. No queue, cache
+// or status write sits in between, so no reconciler can do better than
+// this on the same machine.
+func benchBurst(ctx context.Context, cfg *rest.Config, namespace string, n int, floor bool) (createToReady []time.Duration, err error) {
 	kube, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -105,7 +115,16 @@ func benchReconcile(ctx context.Context, cfg *rest.Config, namespace string, n i
 		createErr []error
 		wg        sync.WaitGroup
 		slots     = make(chan struct{}, benchInFlight)
+		opts      metav1.CreateOptions
 	)
+	failed := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		createErr = append(createErr, err)
+	}
+	if floor {
+		opts.DryRun = []string{metav1.DryRunAll}
+	}
 	for i := 0; i < n; i++ {
 		slots <- struct{}{}
 		wg.Add(1)
@@ -114,25 +133,38 @@ func benchReconcile(ctx context.Context, cfg *rest.Config, namespace string, n i
 			ws, err := workspaces.Create(ctx, &v1alpha1.Workspace{
 				ObjectMeta: metav1.ObjectMeta{GenerateName: "bench-"},
 				Spec:       v1alpha1.WorkspaceSpec{Image: benchImage},
-			}, metav1.CreateOptions{})
-			mu.Lock()
-			defer mu.Unlock()
+			}, opts)
 			if err != nil {
-				createErr = append(createErr, err)
+				failed(err)
 				return
 			}
-			names = append(names, ws.Name)
 			t.created(ws.Name)
+			mu.Lock()
+			names = append(names, ws.Name)
+			mu.Unlock()
+			if floor {
+				// Like the reconciler's writes, these do not hold up the
+				// next Create.
+				wg.Go(func() {
+					if err := writeChildren(ctx, kube, ws); err != nil {
+						failed(fmt.Errorf("writing the objects of workspace %s: %w", ws.Name, err))
+					}
+				})
+			}
 		}()
 	}
 	wg.Wait()
 	defer func() {
-		if derr := deleteWorkspaces(ctx, kube, gn, namespace, names); derr != nil {
+		cleanup := deleteWorkspaces
+		if floor {
+			cleanup = deleteChildren
+		}
+		if derr := cleanup(ctx, kube, gn, namespace, names); derr != nil {
 			err = errors.Join(err, derr)
 		}
 	}()
 	if len(createErr) > 0 {
-		return nil, fmt.Errorf("creating %d of %d workspaces failed, the first: %w", len(createErr), n, createErr[0])
+		return nil, fmt.Errorf("%d writes of the burst of %d workspaces failed, the first: %w", len(createErr), n, createErr[0])
 	}
 
 	waitCtx, cancel := context.WithTimeout(ctx, benchWaitLimit)
@@ -141,15 +173,21 @@ func benchReconcile(ctx context.Context, cfg *rest.Config, namespace string, n i
 		select {
 		case <-t.complete:
 		case <-waitCtx.Done():
-			return nil, fmt.Errorf("only %d of %d workspaces got their Deployment and Service within %s: is the workspace reconciler running (guildnet-apiserver --reconcile)? %w",
-				ready, len(names), benchWaitLimit, context.Cause(waitCtx))
+			hint := "is the workspace reconciler running (guildnet-apiserver --reconcile)?"
+			if floor {
+				hint = "kube-apiserver accepted the writes but its watch did not deliver them"
+			}
+			return nil, fmt.Errorf("only %d of %d workspaces got their Deployment and Service within %s: %s %w",
+				ready, len(names), benchWaitLimit, hint, context.Cause(waitCtx))
 		}
 	}
-	watchDelay = append(watchDelay, t.watchDelays(names)...)
+	if !floor {
+		watchDelay = append(watchDelay, t.watchDelays(names)...)
+	}
 	return t.durations(names), nil
 }
 
-// watchDelay is added to by benchReconcile: Create → ADDED event per workspace.
+// watchDelay is added to by benchBurst: Create → ADDED event per workspace.
 var watchDelay []time.Duration
 
 // workspaceOf is the workspace an informer's object belongs to.
@@ -311,67 +349,47 @@ func waitForNone(ctx context.Context, kube kubernetes.Interface, namespace, key 
 	return nil
 }
 
-// benchDirect is the floor for benchReconcile on this machine: the same
-// burst, but the client creates each Deployment and Service pair itself
-// (benchInFlight pairs at a time, both of a pair at once). It returns, per
-// pair, the time from the burst's start to both objects existing, which is
-// what a workspace created at the burst's start waits for at best.
-func benchDirect(ctx context.Context, cfg *rest.Config, namespace string, n int) ([]time.Duration, error) {
-	kube, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
-	var (
-		mu    sync.Mutex
-		out   []time.Duration
-		first error
-		wg    sync.WaitGroup
-		slots = make(chan struct{}, benchInFlight)
-	)
-	start := time.Now()
-	for i := 0; i < n; i++ {
-		slots <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-slots; wg.Done() }()
-			name := fmt.Sprintf("direct-%d", i)
-			labels := map[string]string{"bench": name}
-			var pair sync.WaitGroup
-			var derr, serr error
-			pair.Go(func() {
-				_, derr = kube.AppsV1().Deployments(namespace).Create(ctx, &appsv1.Deployment{
-					ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
-					Spec: appsv1.DeploymentSpec{
-						Replicas: new(int32),
-						Selector: &metav1.LabelSelector{MatchLabels: labels},
-						Template: corev1.PodTemplateSpec{
-							ObjectMeta: metav1.ObjectMeta{Labels: labels},
-							Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: benchImage}}},
-						},
-					},
-				}, metav1.CreateOptions{})
-			})
-			_, serr = kube.CoreV1().Services(namespace).Create(ctx, &corev1.Service{
-				ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
-				Spec:       corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Port: 8080}}},
-			}, metav1.CreateOptions{})
-			pair.Wait()
-			mu.Lock()
-			defer mu.Unlock()
-			if err := errors.Join(derr, serr); err != nil && first == nil {
-				first = err
-			}
-			out = append(out, time.Since(start))
-		}()
-	}
+// writeChildren sends, for a workspace the bench created as a dry run,
+// the writes the reconciler sends for a new one, the way it sends them.
+// The owner references go: the workspace does not exist, and the garbage
+// collector would delete the objects during the burst.
+func writeChildren(ctx context.Context, kube kubernetes.Interface, ws *v1alpha1.Workspace) error {
+	secret := workspace.PasswordSecretObject(ws)
+	secret.OwnerReferences = nil
+	dep, svc := workspace.Deployment(ws), workspace.Service(ws)
+	dep.OwnerReferences, svc.OwnerReferences = nil, nil
+	apply := metav1.ApplyOptions{FieldManager: workspace.FieldOwner, Force: true}
+	var derr, serr, perr error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		_, perr = kube.CoreV1().Secrets(ws.Namespace).Create(ctx, secret, metav1.CreateOptions{FieldManager: workspace.FieldOwner})
+	})
+	wg.Go(func() { _, derr = kube.AppsV1().Deployments(ws.Namespace).Apply(ctx, dep, apply) })
+	_, serr = kube.CoreV1().Services(ws.Namespace).Apply(ctx, svc, apply)
 	wg.Wait()
-	for i := 0; i < n; i++ {
-		name := fmt.Sprintf("direct-%d", i)
-		_ = kube.AppsV1().Deployments(namespace).Delete(ctx, name, metav1.DeleteOptions{})
-		_ = kube.CoreV1().Services(namespace).Delete(ctx, name, metav1.DeleteOptions{})
+	return errors.Join(perr, derr, serr)
+}
+
+// deleteChildren deletes what writeChildren made for the named workspaces
+// and waits until kube-controller-manager has removed their ReplicaSets and
+// pods.
+func deleteChildren(ctx context.Context, kube kubernetes.Interface, _ guildnetclient.Interface, namespace string, names []string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	var errs []error
+	for _, name := range names {
+		for _, err := range []error{
+			kube.AppsV1().Deployments(namespace).Delete(ctx, name, metav1.DeleteOptions{}),
+			kube.CoreV1().Services(namespace).Delete(ctx, name, metav1.DeleteOptions{}),
+			kube.CoreV1().Secrets(namespace).Delete(ctx, guildnet.WorkspacePasswordSecretName(name), metav1.DeleteOptions{}),
+		} {
+			if err != nil && !apierrors.IsNotFound(err) {
+				errs = append(errs, err)
+			}
+		}
 	}
-	if first != nil {
-		return out, first
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("deleting the floor's objects in namespace %s: %w", namespace, err)
 	}
-	return out, waitForNone(ctx, kube, namespace, "bench")
+	return waitForNone(ctx, kube, namespace, guildnet.WorkspaceLabel)
 }
