@@ -287,7 +287,7 @@ func (e *Env) runGuildNet(ctx context.Context) error {
 
 // startGuildNetProcess starts a guildnet-apiserver on port, on the
 // environment's RethinkDB, and waits for its /readyz.
-func (e *Env) startGuildNetProcess(ctx context.Context, name string, port int) (*process, error) {
+func (e *Env) startGuildNetProcess(ctx context.Context, name string, port int, extraArgs ...string) (*process, error) {
 	identity := e.path("kubeconfigs", "guildnet-apiserver.kubeconfig")
 	if err := e.writeKubeconfig(identity, ServiceAccount, e.pki.guildnetIdentity); err != nil {
 		return nil, err
@@ -306,6 +306,7 @@ func (e *Env) startGuildNetProcess(ctx context.Context, name string, port int) (
 		args = append(args, "--workspace-default-image-pull-policy=Never")
 	}
 	args = append(args, e.opts.ExtraAPIServerArgs...)
+	args = append(args, extraArgs...)
 	e.progress("starting %s on 127.0.0.1:%d", name, port)
 	p, err := startProcess(name, e.path("logs"), e.opts.APIServerBinary, args, nil)
 	if err != nil {

@@ -408,13 +408,15 @@ type Replica struct {
 	port int
 }
 
-// StartReplica starts another guildnet-apiserver sharing the environment's RethinkDB.
-func (e *Env) StartReplica(ctx context.Context, name string) (*Replica, error) {
+// StartReplica starts another guildnet-apiserver sharing the environment's
+// RethinkDB, with extraArgs after the environment's flags (a later flag
+// wins, e.g. --reconcile=false).
+func (e *Env) StartReplica(ctx context.Context, name string, extraArgs ...string) (*Replica, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	p, err := e.startGuildNetProcess(ctx, "guildnet-apiserver-"+safeName(name), port)
+	p, err := e.startGuildNetProcess(ctx, "guildnet-apiserver-"+safeName(name), port, extraArgs...)
 	if err != nil {
 		return nil, err
 	}
@@ -434,6 +436,9 @@ func (r *Replica) Config() *rest.Config {
 
 // Stop ends the replica.
 func (r *Replica) Stop() error { return r.proc.stop(10 * time.Second) }
+
+// PID is the replica's process id (for measuring its memory).
+func (r *Replica) PID() int { return r.proc.cmd.Process.Pid }
 
 // DirectConfig is an administrator's rest.Config that talks to the main
 // guildnet-apiserver without going through kube-apiserver.

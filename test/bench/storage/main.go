@@ -2,7 +2,9 @@
 // kube-apiserver's aggregation layer against an equivalent CustomResource
 // served by kube-apiserver itself: LIST of 500 objects and GET by name,
 // p50/p99 and their ratios, then guildnet-apiserver's resident memory with
-// 1,000 objects of each kind stored, once its reconcilers are done with them.
+// 1,000 objects of each kind stored, once its reconcilers are done with them,
+// and that of a second guildnet-apiserver without reconcilers holding the
+// same objects.
 //
 // Equivalent means the same content: each widget copies a reconciled
 // workspace's spec and status, so both lists carry about the same bytes
@@ -32,6 +34,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/guildnet/guildnet/apis/guildnet/v1alpha1"
+	guildnetclient "github.com/guildnet/guildnet/generated/clientset/versioned"
 	"github.com/guildnet/guildnet/pkg/devenv"
 	"github.com/guildnet/guildnet/test/bench/benchutil"
 )
@@ -162,36 +165,37 @@ func run() error {
 		return err
 	}
 
-	fmt.Printf("storing %d workspaces, databases and tables ...\n", *memObjs)
+	// A second guildnet-apiserver on the same RethinkDB, without
+	// reconcilers, serves the writes of the memory phase. It holds the same
+	// objects and the same watch history (both follow RethinkDB's revision
+	// log), so its memory is the storage and API serving alone, and the
+	// difference to the main server's is what the reconcilers hold.
+	serving, err := env.StartReplica(ctx, "serving-only", "--reconcile=false")
+	if err != nil {
+		return err
+	}
+	defer serving.Stop()
+	servingGN, err := guildnetclient.NewForConfig(serving.Config())
+	if err != nil {
+		return err
+	}
+	fmt.Printf("storing %d workspaces, databases and tables through a second guildnet-apiserver without reconcilers ...\n", *memObjs)
 	for i := range *memObjs {
 		if i >= *objects {
-			if _, err := gn.GuildnetV1alpha1().Workspaces(namespace).Create(ctx, workspace(i), metav1.CreateOptions{}); err != nil {
+			if _, err := servingGN.GuildnetV1alpha1().Workspaces(namespace).Create(ctx, workspace(i), metav1.CreateOptions{}); err != nil {
 				return err
 			}
 		}
-		if _, err := gn.GuildnetV1alpha1().Databases(namespace).Create(ctx, &v1alpha1.Database{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("db-%d", i)}}, metav1.CreateOptions{}); err != nil {
+		if _, err := servingGN.GuildnetV1alpha1().Databases(namespace).Create(ctx, &v1alpha1.Database{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("db-%d", i)}}, metav1.CreateOptions{}); err != nil {
 			return err
 		}
-		if _, err := gn.GuildnetV1alpha1().Tables(namespace).Create(ctx, &v1alpha1.Table{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("db-%d.items", i)}}, metav1.CreateOptions{}); err != nil {
+		if _, err := servingGN.GuildnetV1alpha1().Tables(namespace).Create(ctx, &v1alpha1.Table{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("db-%d.items", i)}}, metav1.CreateOptions{}); err != nil {
 			return err
 		}
 	}
-	// One list of each so the server has served them all at least once.
-	for _, list := range []func() error{
-		func() error {
-			_, err := gn.GuildnetV1alpha1().Workspaces(namespace).List(ctx, metav1.ListOptions{})
-			return err
-		},
-		func() error {
-			_, err := gn.GuildnetV1alpha1().Databases(namespace).List(ctx, metav1.ListOptions{})
-			return err
-		},
-		func() error {
-			_, err := gn.GuildnetV1alpha1().Tables(namespace).List(ctx, metav1.ListOptions{})
-			return err
-		},
-	} {
-		if err := list(); err != nil {
+	// One list of each from each server, so both have served them all.
+	for _, c := range []guildnetclient.Interface{env.GN, servingGN} {
+		if err := listAll(ctx, c); err != nil {
 			return err
 		}
 	}
@@ -206,6 +210,10 @@ func run() error {
 		return err
 	}
 	rss, err := residentMB(env.GuildNetAPIServerPID())
+	if err != nil {
+		return err
+	}
+	servingRSS, err := residentMB(serving.PID())
 	if err != nil {
 		return err
 	}
@@ -228,7 +236,21 @@ func run() error {
 	fmt.Printf("\nguildnet-apiserver resident memory with %d workspaces, databases and tables, once settled: %.0f MB (goal <= 150 MB: %s)\n",
 		*memObjs, rss, memVerdict)
 	fmt.Printf("  right after storing them %.0f MB; Go heap once settled: %s\n", stored, heap)
+	fmt.Printf("  without reconcilers (--reconcile=false, same objects and watch history): %.0f MB; the reconcilers add %.0f MB\n",
+		servingRSS, rss-servingRSS)
 	return nil
+}
+
+// listAll lists each kind once.
+func listAll(ctx context.Context, gn guildnetclient.Interface) error {
+	if _, err := gn.GuildnetV1alpha1().Workspaces(namespace).List(ctx, metav1.ListOptions{}); err != nil {
+		return err
+	}
+	if _, err := gn.GuildnetV1alpha1().Databases(namespace).List(ctx, metav1.ListOptions{}); err != nil {
+		return err
+	}
+	_, err := gn.GuildnetV1alpha1().Tables(namespace).List(ctx, metav1.ListOptions{})
+	return err
 }
 
 // interleave runs a and b alternately n times each (after a short warm-up),
