@@ -181,6 +181,7 @@ func run() error {
 		return err
 	}
 	row("all bursts", floor)
+	row("writes returned", floorWrites)
 
 	fmt.Printf("\nreconciler: Workspace create → Deployment and Service exist, %d bursts of %d\n", *rounds, *burst)
 	lat, err := bursts("burst", false)

@@ -146,9 +146,14 @@ func benchBurst(ctx context.Context, cfg *rest.Config, namespace string, n int, 
 				// Like the reconciler's writes, these do not hold up the
 				// next Create.
 				wg.Go(func() {
+					start := time.Now()
 					if err := writeChildren(ctx, kube, ws); err != nil {
 						failed(fmt.Errorf("writing the objects of workspace %s: %w", ws.Name, err))
+						return
 					}
+					mu.Lock()
+					defer mu.Unlock()
+					floorWrites = append(floorWrites, time.Since(start))
 				})
 			}
 		}()
@@ -189,6 +194,11 @@ func benchBurst(ctx context.Context, cfg *rest.Config, namespace string, n int, 
 
 // watchDelay is added to by benchBurst: Create → ADDED event per workspace.
 var watchDelay []time.Duration
+
+// floorWrites is added to by the floor's bursts: per workspace, from
+// sending its writes to the last of them returning, the most lenient
+// reading of "exists".
+var floorWrites []time.Duration
 
 // workspaceOf is the workspace an informer's object belongs to.
 func workspaceOf(obj any) string {
