@@ -128,7 +128,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("  %-18s %8.1f MiB/s\n  %-18s %8.1f MiB/s\n  ratio proxy/direct: %.2fx of the direct throughput\n",
+	fmt.Printf("  %-20s %8.1f MiB/s\n  %-20s %8.1f MiB/s\n  ratio proxy/direct: %.2fx of the direct throughput\n",
 		"direct", dTP, "workspaces/proxy", pTP, pTP/dTP)
 
 	fmt.Printf("\nWebSocket echo (64 bytes), %d round trips each\n", *echoes)
@@ -181,7 +181,9 @@ func run() error {
 		return err
 	}
 	row("all bursts", floor)
-	row("writes returned", floorWrites)
+	for _, kind := range []string{"Secret", "Deployment", "Service"} {
+		row(kind+" returned", floorWrites[kind])
+	}
 
 	fmt.Printf("\nreconciler: Workspace create → Deployment and Service exist, %d bursts of %d\n", *rounds, *burst)
 	lat, err := bursts("burst", false)
@@ -207,7 +209,7 @@ func verdict(ok bool) string {
 }
 
 func row(name string, d []time.Duration) {
-	fmt.Printf("  %-18s p50 %s  p99 %s\n", name, benchutil.Ms(benchutil.Percentile(d, 50)), benchutil.Ms(benchutil.Percentile(d, 99)))
+	fmt.Printf("  %-20s p50 %s  p99 %s\n", name, benchutil.Ms(benchutil.Percentile(d, 50)), benchutil.Ms(benchutil.Percentile(d, 99)))
 }
 
 // backend is the workspace's server: a small reply, a large body, an echo.

@@ -146,14 +146,16 @@ func benchBurst(ctx context.Context, cfg *rest.Config, namespace string, n int, 
 				// Like the reconciler's writes, these do not hold up the
 				// next Create.
 				wg.Go(func() {
-					start := time.Now()
-					if err := writeChildren(ctx, kube, ws); err != nil {
+					took, err := writeChildren(ctx, kube, ws)
+					if err != nil {
 						failed(fmt.Errorf("writing the objects of workspace %s: %w", ws.Name, err))
 						return
 					}
 					mu.Lock()
 					defer mu.Unlock()
-					floorWrites = append(floorWrites, time.Since(start))
+					for kind, d := range took {
+						floorWrites[kind] = append(floorWrites[kind], d)
+					}
 				})
 			}
 		}()
@@ -195,10 +197,10 @@ func benchBurst(ctx context.Context, cfg *rest.Config, namespace string, n int, 
 // watchDelay is added to by benchBurst: Create → ADDED event per workspace.
 var watchDelay []time.Duration
 
-// floorWrites is added to by the floor's bursts: per workspace, from
-// sending its writes to the last of them returning, the most lenient
-// reading of "exists".
-var floorWrites []time.Duration
+// floorWrites is added to by the floor's bursts: per kind, how long each
+// workspace's write of it took to return. The slowest kind bounds the most
+// lenient reading of "exists".
+var floorWrites = map[string][]time.Duration{}
 
 // workspaceOf is the workspace an informer's object belongs to.
 func workspaceOf(obj any) string {
@@ -360,24 +362,46 @@ func waitForNone(ctx context.Context, kube kubernetes.Interface, namespace, key 
 }
 
 // writeChildren sends, for a workspace the bench created as a dry run,
-// the writes the reconciler sends for a new one, the way it sends them.
-// The owner references go: the workspace does not exist, and the garbage
-// collector would delete the objects during the burst.
-func writeChildren(ctx context.Context, kube kubernetes.Interface, ws *v1alpha1.Workspace) error {
+// the writes the reconciler sends for a new one, the way it sends them, and
+// returns how long each took to return, by kind. The owner references go:
+// the workspace does not exist, and the garbage collector would delete the
+// objects during the burst.
+func writeChildren(ctx context.Context, kube kubernetes.Interface, ws *v1alpha1.Workspace) (map[string]time.Duration, error) {
 	secret := workspace.PasswordSecretObject(ws)
 	secret.OwnerReferences = nil
 	dep, svc := workspace.Deployment(ws), workspace.Service(ws)
 	dep.OwnerReferences, svc.OwnerReferences = nil, nil
 	apply := metav1.ApplyOptions{FieldManager: workspace.FieldOwner, Force: true}
-	var derr, serr, perr error
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		_, perr = kube.CoreV1().Secrets(ws.Namespace).Create(ctx, secret, metav1.CreateOptions{FieldManager: workspace.FieldOwner})
+	var (
+		mu   sync.Mutex
+		took = map[string]time.Duration{}
+		errs []error
+		wg   sync.WaitGroup
+	)
+	write := func(kind string, send func() error) {
+		wg.Go(func() {
+			start := time.Now()
+			err := send()
+			mu.Lock()
+			defer mu.Unlock()
+			took[kind] = time.Since(start)
+			errs = append(errs, err)
+		})
+	}
+	write("Secret", func() error {
+		_, err := kube.CoreV1().Secrets(ws.Namespace).Create(ctx, secret, metav1.CreateOptions{FieldManager: workspace.FieldOwner})
+		return err
 	})
-	wg.Go(func() { _, derr = kube.AppsV1().Deployments(ws.Namespace).Apply(ctx, dep, apply) })
-	_, serr = kube.CoreV1().Services(ws.Namespace).Apply(ctx, svc, apply)
+	write("Deployment", func() error {
+		_, err := kube.AppsV1().Deployments(ws.Namespace).Apply(ctx, dep, apply)
+		return err
+	})
+	write("Service", func() error {
+		_, err := kube.CoreV1().Services(ws.Namespace).Apply(ctx, svc, apply)
+		return err
+	})
 	wg.Wait()
-	return errors.Join(perr, derr, serr)
+	return took, errors.Join(errs...)
 }
 
 // deleteChildren deletes what writeChildren made for the named workspaces
