@@ -33,8 +33,12 @@
 //   terminalMs   CMD was typed into the terminal, seen echoed on screen, and
 //                Enter pressed. The script then waits for the next prompt
 //                (at most 2 s) and takes the screenshot, so the terminal is
-//                in it. Whether CMD worked is for the caller to check (e.g. a
-//                file CMD writes).
+//                in it. If CMD is gone from the screen by then (the shell
+//                was still starting and dropped it), it is typed again, up to
+//                three times; terminalAttempts says how many it took, and
+//                terminalMs is the last Enter. CMD may thus run twice, so
+//                make it idempotent. Whether it worked is for the caller to
+//                check (e.g. a file CMD writes).
 //   A fresh folder makes VS Code ask "Do you trust the authors of the files
 //   in this folder?" before it starts a shell; the script answers "Trust
 //   Folder & Continue" and sets terminalTrusted. With this flag Chromium
@@ -47,7 +51,8 @@
 //   {"ok":true,"loginMs":..,"workbenchMs":..,"connectedMs":..,"screenshot":..,
 //    "websockets":[{"url":..,"status":101,"opened":true,"frames":12,"error":null,"closed":false}, ...]}
 //   plus, with --terminal-command: "terminalReadyMs":..,"terminalMs":..,
-//    "terminalTrusted":true|false,"terminalOpenedWith":"keybinding"|"palette"
+//    "terminalAttempts":1..3,"terminalTrusted":true|false,
+//    "terminalOpenedWith":"keybinding"|"palette"
 // On failure it also prints one line "codeserver-login: REASON" on stderr and
 // exits 1. The usual failure behind a proxy is a WebSocket refused with 403
 // by code-server's Origin check; the page then shows "workbench failed to
@@ -240,42 +245,52 @@ async function runTerminal(page, command, timeoutMs, elapsed, result) {
   result.terminalReadyMs = elapsed();
   const prompt = st.lines[st.lines.length - 1].trim();
 
-  // 2. Type the command into xterm's hidden textarea and wait for the echo.
-  const textarea = page.locator('.terminal-wrapper.active .xterm-helper-textarea').first();
-  try {
-    await textarea.focus({ timeout: Math.max(1, Math.min(10000, deadline - Date.now())) });
-  } catch {
-    return `terminal opened but its input could not be focused (terminal shows: ${lastLines(st)})`;
-  }
+  // 2. Type the command into xterm's hidden textarea, wait for the echo and
+  //    press Enter. 3. Wait for the next prompt (at most 2 s).
   // The echo is the screen's text ending with the command (the cursor sits
   // after it); a terminal VS Code revived may show the same command earlier.
+  // Once the shell has read the line the command stays on screen above the
+  // next prompt. When it is gone, the shell was not reading yet (its start-up
+  // threw away what arrived before, which VS Code may already have drawn):
+  // the command is typed again, at most three times in all.
   const want = squash(command);
-  const seenBefore = squash(st.lines.join('')).split(want).length;
-  await page.keyboard.type(command);
-  const echoWait = Math.max(1000, Math.min(10000, deadline - Date.now()));
-  const echoDeadline = Date.now() + echoWait;
-  while (true) {
-    st = await terminalState(page);
-    const text = squash(st.lines.join(''));
-    if (text.endsWith(want) || text.split(want).length > seenBefore) break;
-    if (Date.now() >= echoDeadline) {
-      return `the typed command did not show in the terminal within ${Math.round(echoWait / 1000)} s (terminal shows: ${lastLines(st)}; input focused: ${st.focused})`;
+  const textarea = page.locator('.terminal-wrapper.active .xterm-helper-textarea').first();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await textarea.focus({ timeout: Math.max(1, Math.min(10000, deadline - Date.now())) });
+    } catch {
+      return `terminal opened but its input could not be focused (terminal shows: ${lastLines(st)})`;
     }
-    await sleep(100);
-  }
-  const before = st.lines.join('\n');
-  await page.keyboard.press('Enter');
-  result.terminalMs = elapsed();
+    const seenBefore = squash(st.lines.join('')).split(want).length;
+    await page.keyboard.type(command);
+    const echoWait = Math.max(1000, Math.min(10000, deadline - Date.now()));
+    const echoDeadline = Date.now() + echoWait;
+    while (true) {
+      st = await terminalState(page);
+      const text = squash(st.lines.join(''));
+      if (text.endsWith(want) || text.split(want).length > seenBefore) break;
+      if (Date.now() >= echoDeadline) {
+        return `the typed command did not show in the terminal within ${Math.round(echoWait / 1000)} s (terminal shows: ${lastLines(st)}; input focused: ${st.focused})`;
+      }
+      await sleep(100);
+    }
+    const before = st.lines.join('\n');
+    await page.keyboard.press('Enter');
+    result.terminalMs = elapsed();
+    result.terminalAttempts = attempt;
 
-  // 3. A new prompt (the command finished) or 2 s, whichever comes first.
-  const promptDeadline = Date.now() + 2000;
-  while (Date.now() < promptDeadline) {
-    st = await terminalState(page);
-    const last = st.lines.length ? st.lines[st.lines.length - 1].trim() : '';
-    if (last === prompt && st.lines.join('\n') !== before) break;
-    await sleep(100);
+    const promptDeadline = Date.now() + 2000;
+    while (Date.now() < promptDeadline) {
+      st = await terminalState(page);
+      const last = st.lines.length ? st.lines[st.lines.length - 1].trim() : '';
+      if (last === prompt && st.lines.join('\n') !== before) break;
+      await sleep(100);
+    }
+    if (squash(st.lines.join('')).split(want).length > seenBefore) return null;
+    if (attempt >= 3 || Date.now() >= deadline) {
+      return `the command vanished from the terminal after Enter, ${attempt} times (terminal shows: ${lastLines(st)})`;
+    }
   }
-  return null;
 }
 
 // "Terminal: Create New Terminal" from the command palette (F1).
@@ -293,7 +308,7 @@ async function openTerminalWithPalette(page) {
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const result = { ok: false, url: opts.url, loginMs: null, workbenchMs: null, connectedMs: null, screenshot: null, websockets: [] };
-  if (opts.terminalCommand !== undefined) Object.assign(result, { terminalReadyMs: null, terminalMs: null, terminalTrusted: false, terminalOpenedWith: null });
+  if (opts.terminalCommand !== undefined) Object.assign(result, { terminalReadyMs: null, terminalMs: null, terminalAttempts: 0, terminalTrusted: false, terminalOpenedWith: null });
   const consoleErrors = [];
   const pageErrors = [];
   // One entry per WebSocket the page opened, filled in from Playwright's

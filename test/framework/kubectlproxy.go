@@ -66,6 +66,9 @@ type CodeServerLogin struct {
 	OK                                bool
 	LoginMs, WorkbenchMs, ConnectedMs int
 	TerminalMs                        int
+	// TerminalAttempts is how many times the terminal command was typed
+	// (more than once when the starting shell dropped it).
+	TerminalAttempts int
 	// StartEpochMs is the wall-clock time of the script's first request.
 	StartEpochMs int64
 	Websockets   []struct {

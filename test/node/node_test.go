@@ -206,8 +206,8 @@ spec:
 		t.Fatalf("code-server through kubectl proxy on a real pod: %v\n%s\n(screenshot: %s)", err, out, shot)
 	}
 	res := framework.ParseCodeServerLogin(t, out, proxyPath, shot)
-	t.Logf("login %d ms, workbench %d ms, connected %d ms, terminal command sent at %d ms; screenshot %s",
-		res.LoginMs, res.WorkbenchMs, res.ConnectedMs, res.TerminalMs, shot)
+	t.Logf("login %d ms, workbench %d ms, connected %d ms, terminal command sent at %d ms (typed %d times); screenshot %s",
+		res.LoginMs, res.WorkbenchMs, res.ConnectedMs, res.TerminalMs, res.TerminalAttempts, shot)
 
 	want := "ran-in-" + pod.Name
 	framework.Eventually(t, 30*time.Second, "the terminal's command ran inside the pod", func(context.Context) error {
