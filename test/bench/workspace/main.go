@@ -10,7 +10,8 @@
 //     has settled (goal: p50 ≤ 100 ms, p99 ≤ 500 ms), and the same for a
 //     reconciler that costs nothing (the bench sends the reconciler's
 //     writes itself the moment each Create returns): the floor this
-//     machine sets for any reconciler.
+//     machine sets for any reconciler that makes the same objects. It also
+//     prints how long each kind of write took to return.
 //
 // The workspace's server runs in a network namespace (it needs root), so
 // guildnet-apiserver reaches it at a pod-like address through an

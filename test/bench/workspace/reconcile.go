@@ -48,8 +48,8 @@ const (
 // sees it), and the moment it returns the bench sends the very writes the
 // reconciler would (the password Secret, the Deployment and Service
 // server-side applies, at once), without owner references. No queue, cache
-// or status write sits in between, so no reconciler can do better than
-// this on the same machine.
+// or status write sits in between, so no reconciler that makes these
+// objects can do better on the same machine.
 func benchBurst(ctx context.Context, cfg *rest.Config, namespace string, n int, floor bool) (createToReady []time.Duration, err error) {
 	kube, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
