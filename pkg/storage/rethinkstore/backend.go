@@ -48,9 +48,11 @@ const (
 	// list just before and resumed from the last revision seen (bookmarks
 	// keep it recent), so a short window suffices; clients resume from the
 	// watch cache's own history. A watcher the window has moved past gets
-	// 410 and relists, which costs time, never correctness.
-	defaultWindowSize         = 2000
-	defaultWindowBytes        = 16 << 20
+	// 410 and relists, which costs time, never correctness. The window's
+	// memory is the server's own: 2,000 events held 5 MB of a 74 MB live
+	// heap after a burst of 3,000 creates and their reconciles.
+	defaultWindowSize         = 500
+	defaultWindowBytes        = 4 << 20
 	defaultCompactionInterval = 5 * time.Minute
 	defaultProgressInterval   = 5 * time.Second
 	// tailBatch is the number of log rows the tailer reads per query.
