@@ -93,11 +93,15 @@ func Scheme() *runtime.Scheme {
 }
 
 // NewManager builds a controller-runtime manager on cfg (a client of
-// kube-apiserver). Metrics and health probes are off: the API server
-// already serves them.
-func (o *Options) NewManager(cfg *rest.Config) (ctrl.Manager, error) {
+// kube-apiserver) whose guildnet.io requests go to this server over
+// loopback (see routeOwnGroup). Metrics and health probes are off: the API
+// server already serves them.
+func (o *Options) NewManager(cfg, loopback *rest.Config) (ctrl.Manager, error) {
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = o.KubeAPIQPS, o.KubeAPIBurst
+	if err := routeOwnGroup(cfg, loopback); err != nil {
+		return nil, err
+	}
 	return ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        Scheme(),
 		Metrics:                       metricsserver.Options{BindAddress: "0"},
@@ -171,14 +175,17 @@ func (m ownGroupMapper) RESTMappings(gk schema.GroupKind, versions ...string) ([
 	return m.pick(gk.Group).RESTMappings(gk, versions...)
 }
 
-// Run starts the manager once kube-apiserver serves guildnet.io (this
-// server's APIService is available), and blocks until ctx ends.
+// Run starts the manager once kube-apiserver (kube, the config NewManager
+// was given) serves guildnet.io, this server's APIService being available,
+// and blocks until ctx ends.
 //
-// Started earlier, the reconcilers' watches on guildnet.io kinds fail with
-// "no matches for kind" and controller-runtime retries them with a growing
-// backoff, so the first objects would wait seconds to be reconciled.
-func Run(ctx context.Context, mgr ctrl.Manager) error {
-	dc, err := discovery.NewDiscoveryClientForConfig(mgr.GetConfig())
+// The reconcilers read guildnet.io over loopback, but what they create in
+// kube-apiserver points at it: where OwnerReferencesPermissionEnforcement
+// is enabled, kube-apiserver resolves their ownerReferences to workspaces
+// through its own discovery, so started earlier the first writes would fail
+// and wait on controller-runtime's growing backoff.
+func Run(ctx context.Context, mgr ctrl.Manager, kube *rest.Config) error {
+	dc, err := discovery.NewDiscoveryClientForConfig(kube)
 	if err != nil {
 		return err
 	}

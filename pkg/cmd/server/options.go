@@ -269,12 +269,12 @@ func IsFlagError(err error) bool {
 }
 
 // startReconcilers runs the reconcilers once the server serves: they reach
-// guildnet.io objects through kube-apiserver, which needs this server up.
+// guildnet.io objects over its loopback connection.
 func (o *Options) startReconcilers(server *apiserver.GuildNetServer, cfg *apiserver.Config, rdb *rethinkdb.Client) error {
 	if cfg.GenericConfig.ClientConfig == nil {
 		return fmt.Errorf("the reconcilers need a kube-apiserver: set --kubeconfig, run in a cluster, or pass --reconcile=false")
 	}
-	mgr, err := o.Controller.NewManager(cfg.GenericConfig.ClientConfig)
+	mgr, err := o.Controller.NewManager(cfg.GenericConfig.ClientConfig, cfg.GenericConfig.LoopbackClientConfig)
 	if err != nil {
 		return fmt.Errorf("setting up the reconcilers: %w", err)
 	}
@@ -290,7 +290,7 @@ func (o *Options) startReconcilers(server *apiserver.GuildNetServer, cfg *apiser
 	}
 	server.GenericAPIServer.AddPostStartHookOrDie("start-reconcilers", func(hc genericapiserver.PostStartHookContext) error {
 		go func() {
-			if err := controller.Run(hc.Context, mgr); err != nil {
+			if err := controller.Run(hc.Context, mgr, cfg.GenericConfig.ClientConfig); err != nil {
 				klog.ErrorS(err, "Reconcilers stopped")
 			}
 		}()
