@@ -438,6 +438,36 @@ func (c *wsrClients) onePod(t *testing.T, name string) *corev1.Pod {
 // Status follows the Deployment and pods; suspend scales to zero and keeps
 // the home volume; resume scales back; a pod that cannot pull its image
 // fails the workspace with a reason; deletion removes everything.
+// A change somebody else makes to what the reconciler applied (kubectl
+// edit, scale) is undone: the Deployment is the workspace's spec again.
+func TestWorkspaceDeploymentEditIsUndone(t *testing.T) {
+	c := newWSRClients(t, "ws-edit")
+	ctx := context.Background()
+	c.create(t, &v1alpha1.Workspace{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: v1alpha1.WorkspaceSpec{Image: "nginx:1.27"}})
+	asApplied := func(d *appsv1.Deployment) error {
+		if img := d.Spec.Template.Spec.Containers[0].Image; img != "nginx:1.27" || d.Spec.Replicas == nil || *d.Spec.Replicas != 1 {
+			return fmt.Errorf("image %s, replicas %v; want nginx:1.27 and 1", img, d.Spec.Replicas)
+		}
+		return nil
+	}
+	applied := c.deployment(t, "web", "web's Deployment is created", asApplied)
+
+	edit := fmt.Sprintf(`{"spec":{"replicas":3,"template":{"spec":{"containers":[{"name":%q,"image":"nginx:edited"}]}}}}`, guildnet.WorkspaceContainerName)
+	edited, err := c.kube.AppsV1().Deployments(c.ns).Patch(ctx, "web", types.StrategicMergePatchType, []byte(edit), metav1.PatchOptions{FieldManager: "kubectl-edit"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if edited.Generation == applied.Generation {
+		t.Fatalf("the edit left generation %d unchanged", edited.Generation)
+	}
+	c.deployment(t, "web", "the edit of web's Deployment is undone", func(d *appsv1.Deployment) error {
+		if d.Generation == edited.Generation {
+			return fmt.Errorf("still the edited generation %d", d.Generation)
+		}
+		return asApplied(d)
+	})
+}
+
 func TestWorkspaceLifecycle(t *testing.T) {
 	c := newWSRClients(t, "ws-life")
 	ctx := context.Background()

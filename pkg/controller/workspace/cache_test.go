@@ -1,13 +1,18 @@
 package workspace
 
 import (
+	"context"
 	"reflect"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // The children cache keeps only the reconciler's own field ownership, and
@@ -59,5 +64,94 @@ func TestSecretMetadataOnlyDropsThePassword(t *testing.T) {
 	}
 	if s.Data != nil || s.Name != "ws-a-password" || s.Labels["guildnet.io/workspace"] != "a" {
 		t.Fatalf("cached Secret: %+v, want its metadata without data", s)
+	}
+}
+
+func TestDeploymentStatusOnlyKeepsWhatStatusAndApplyRead(t *testing.T) {
+	replicas := int32(1)
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "ws-a", Namespace: "ns", Generation: 3, Labels: map[string]string{"guildnet.io/workspace": "a"},
+			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: FieldOwner, FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{}}`)}}}},
+		Spec:   appsv1.DeploymentSpec{Replicas: &replicas, Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "workspace", Image: "nginx"}}}}},
+		Status: appsv1.DeploymentStatus{ReadyReplicas: 1},
+	}
+	if _, err := deploymentStatusOnly(d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Spec.Replicas != nil || len(d.Spec.Template.Spec.Containers) != 0 || d.ManagedFields != nil {
+		t.Errorf("cached Deployment still holds its spec or field ownership: %+v", d)
+	}
+	if d.Name != "ws-a" || d.Generation != 3 || d.Labels["guildnet.io/workspace"] != "a" || d.Status.ReadyReplicas != 1 {
+		t.Errorf("cached Deployment lost its name, generation, labels or status: %+v", d)
+	}
+}
+
+// applyCounter is a client whose applies answer with a Deployment of the
+// given generation.
+type applyCounter struct {
+	client.Client // nil: only Apply is called
+	applies       int
+	generation    int64
+}
+
+func (c *applyCounter) Apply(_ context.Context, obj runtime.ApplyConfiguration, _ ...client.ApplyOption) error {
+	c.applies++
+	obj.(*appsv1ac.DeploymentApplyConfiguration).WithGeneration(c.generation)
+	return nil
+}
+
+// cachedDeployment is a cache holding one Deployment, or none.
+type cachedDeployment struct {
+	client.Reader
+	dep *appsv1.Deployment
+}
+
+func (c *cachedDeployment) Get(_ context.Context, key client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
+	if c.dep == nil {
+		return apierrors.NewNotFound(appsv1.Resource("deployments"), key.Name)
+	}
+	c.dep.DeepCopyInto(obj.(*appsv1.Deployment))
+	return nil
+}
+
+// A Deployment is applied when it is missing, when its configuration
+// changes and when somebody else changed its spec; a wake-up for its
+// status alone sends nothing.
+func TestApplyDeploymentOnlyWhenSomethingChanged(t *testing.T) {
+	ctx := context.Background()
+	key := types.NamespacedName{Namespace: "ns", Name: "a"}
+	ws := newWorkspace("nginx:1.27")
+	cached := &cachedDeployment{}
+	c := &applyCounter{generation: 1}
+	r := &Reconciler{Client: c, children: cached}
+	step := func(what string, desired *appsv1ac.DeploymentApplyConfiguration, wantApplies int) {
+		t.Helper()
+		if err := r.applyDeployment(ctx, desired, key); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if c.applies != wantApplies {
+			t.Fatalf("%s: %d applies in all, want %d", what, c.applies, wantApplies)
+		}
+	}
+
+	step("new workspace", Deployment(ws), 1)
+	cached.dep = &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "ns", Generation: 1}}
+	step("status-only wake-up", Deployment(ws), 1)
+	cached.dep.Status.ReadyReplicas = 1
+	step("another status-only wake-up", Deployment(ws), 1)
+
+	cached.dep.Generation, c.generation = 2, 3 // kubectl edit; the apply undoes it
+	step("spec edited by somebody else", Deployment(ws), 2)
+	cached.dep.Generation = 3
+	step("wake-up after the correction", Deployment(ws), 2)
+
+	ws.Spec.Image, c.generation = "nginx:1.28", 4
+	step("image changed", Deployment(ws), 3)
+	cached.dep.Generation = 4
+	step("wake-up after the change", Deployment(ws), 3)
+
+	restarted := &Reconciler{Client: c, children: cached}
+	if err := restarted.applyDeployment(ctx, Deployment(ws), key); err != nil || c.applies != 4 {
+		t.Fatalf("after a restart: %d applies in all (err %v), want one more", c.applies, err)
 	}
 }

@@ -8,8 +8,12 @@
 //
 // Objects are written with server-side apply (field owner
 // "guildnet-workspace"), so a spec change rolls the Deployment and a field
-// the reconciler no longer sets goes away. The password Secret is only ever
-// created, never applied: it is generated once and never rotated.
+// the reconciler no longer sets goes away. Somebody else's change to what it
+// applied (kubectl edit, kubectl scale) is undone at the next reconcile: it
+// applies again when a Deployment's generation is not the one its last
+// apply returned, or when the fields recorded as its own on a Service or
+// claim are not what it applies. The password Secret is only ever created,
+// never applied: it is generated once and never rotated.
 //
 // Every object carries the guildnet.io/workspace label and a controller
 // owner reference to its Workspace. The reconciler watches and caches only

@@ -2,6 +2,8 @@ package workspace
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -55,7 +57,10 @@ type Reconciler struct {
 
 	// children caches only the objects labelled guildnet.io/workspace, so
 	// the reconciler never holds every pod or Secret of the cluster.
-	children cache.Cache
+	children client.Reader
+	// applied remembers, per Deployment, what this process last applied to
+	// it (see applyDeployment).
+	applied sync.Map // types.NamespacedName -> appliedDeployment
 }
 
 // SetupWithManager registers the reconciler and its cache of labelled
@@ -80,8 +85,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		DefaultLabelSelector: selector,
 		DefaultTransform:     ownFieldsOnly,
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Pod{}:    {Label: selector, Transform: podStatusOnly},
-			&corev1.Secret{}: {Label: selector, Transform: secretMetadataOnly},
+			&appsv1.Deployment{}: {Label: selector, Transform: deploymentStatusOnly},
+			&corev1.Pod{}:        {Label: selector, Transform: podStatusOnly},
+			&corev1.Secret{}:     {Label: selector, Transform: secretMetadataOnly},
 		},
 	})
 	if err != nil {
@@ -113,10 +119,22 @@ func podStatusOnly(obj any) (any, error) {
 	return obj, nil
 }
 
+// deploymentStatusOnly keeps of a cached Deployment its metadata (without
+// field ownership) and status: the status is what the workspace reports,
+// and applyDeployment tells a change from a status-only wake-up by the
+// generation, not by the spec, which is most of a Deployment's memory.
+func deploymentStatusOnly(obj any) (any, error) {
+	if d, ok := obj.(*appsv1.Deployment); ok {
+		d.ManagedFields = nil
+		d.Spec = appsv1.DeploymentSpec{}
+	}
+	return obj, nil
+}
+
 // ownFieldsOnly keeps, of a cached object's field ownership, only what the
-// reconciler applied: applyIfChanged compares against that alone, and the
-// entries of kube-controller-manager (a Deployment's status, its revision
-// annotation) are most of the rest. Applies never send the cached object,
+// reconciler applied (to Services and claims): applyIfChanged compares
+// against that alone, and other managers' entries (kube-controller-manager's
+// on a claim's status) are the rest. Applies never send the cached object,
 // so nothing is written back without them.
 func ownFieldsOnly(obj any) (any, error) {
 	o, ok := obj.(metav1.Object)
@@ -164,10 +182,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	log := ctrl.LoggerFrom(ctx)
 	var ws v1alpha1.Workspace
 	if err := r.Client.Get(ctx, req.NamespacedName, &ws); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.applied.Delete(types.NamespacedName{Namespace: req.Namespace, Name: guildnet.WorkspaceServiceName(req.Name)})
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !ws.DeletionTimestamp.IsZero() {
 		// The garbage collector deletes what the workspace owns.
+		r.applied.Delete(types.NamespacedName{Namespace: ws.Namespace, Name: guildnet.WorkspaceServiceName(ws.Name)})
 		return ctrl.Result{}, nil
 	}
 
@@ -283,9 +305,7 @@ func (r *Reconciler) apply(ctx context.Context, ws *v1alpha1.Workspace) []string
 		dep.Spec.Template.Spec.Containers[0].WithImagePullPolicy(r.DefaultImagePullPolicy)
 	}
 	wg.Go(func() {
-		if err := r.applyIfChanged(ctx, "Deployment", dep, &appsv1.Deployment{}, key(*dep.Name), func(o client.Object) (any, error) {
-			return appsv1ac.ExtractDeployment(o.(*appsv1.Deployment), FieldOwner)
-		}); err != nil {
+		if err := r.applyDeployment(ctx, dep, key(*dep.Name)); err != nil {
 			fail("Deployment %s: %v%s", *dep.Name, err, forbiddenHint(err))
 		}
 	})
@@ -323,6 +343,49 @@ func (r *Reconciler) applyIfChanged(ctx context.Context, kind string, desired ru
 	}
 	ctrl.LoggerFrom(ctx).V(1).Info("Applying", "kind", kind, "name", key.Name)
 	return r.Client.Apply(ctx, desired, client.FieldOwner(FieldOwner), client.ForceOwnership)
+}
+
+// appliedDeployment is what a Deployment was applied with (a digest of the
+// apply configuration) and the generation the apply returned.
+type appliedDeployment struct {
+	config     [sha256.Size]byte
+	generation int64
+}
+
+// applyDeployment server-side applies desired unless this process applied
+// the same configuration to the cached Deployment and its spec has not
+// changed since: its generation is still the one that apply returned. The
+// cache keeps no spec (deploymentStatusOnly), so this is how a status-only
+// wake-up is told from a change. A spec change by anybody else (kubectl
+// edit, scale) raises the generation and is undone by the next apply,
+// which forces the reconciler's fields back. After a restart each
+// Deployment is applied once more, which writes nothing if it is as
+// applied.
+func (r *Reconciler) applyDeployment(ctx context.Context, desired *appsv1ac.DeploymentApplyConfiguration, key types.NamespacedName) error {
+	raw, err := json.Marshal(desired)
+	if err != nil {
+		return err
+	}
+	config := sha256.Sum256(raw)
+	var cached appsv1.Deployment
+	switch err := r.children.Get(ctx, key, &cached); {
+	case err == nil:
+		if last, ok := r.applied.Load(key); ok && last.(appliedDeployment) == (appliedDeployment{config, cached.Generation}) {
+			return nil
+		}
+	case !apierrors.IsNotFound(err):
+		return err
+	}
+	ctrl.LoggerFrom(ctx).V(1).Info("Applying", "kind", "Deployment", "name", key.Name)
+	// The answer is decoded into desired: the Deployment as applied.
+	if err := r.Client.Apply(ctx, desired, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+		r.applied.Delete(key)
+		return err
+	}
+	if desired.Generation != nil {
+		r.applied.Store(key, appliedDeployment{config, *desired.Generation})
+	}
+	return nil
 }
 
 // ensurePasswordSecret creates the generated password Secret if it does
