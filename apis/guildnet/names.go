@@ -63,3 +63,8 @@ func WorkspacePasswordSecretName(name string) string { return name + "-password"
 
 // WorkspaceHomeClaimName is the PersistentVolumeClaim of workspace name's home volume.
 func WorkspaceHomeClaimName(name string) string { return name + "-home" }
+
+// RethinkDBFinalizer holds a Database or Table until the reconciler has
+// carried out its deletion policy in RethinkDB. A guildnet-apiserver that
+// runs the reconcilers sets it when the object is created.
+const RethinkDBFinalizer = "guildnet.io/rethinkdb"

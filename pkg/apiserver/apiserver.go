@@ -46,6 +46,12 @@ type ExtraConfig struct {
 	TableWatchMaxDuration time.Duration
 	// Workspaces connects workspaces/proxy and workspaces/log to the cluster.
 	Workspaces WorkspaceConfig
+	// Reconciling is true when this server runs the reconcilers: new
+	// Databases and Tables then get their RethinkDB finalizer at creation,
+	// instead of through a write of the reconciler. A server that does not
+	// reconcile leaves it to whoever does, so that nothing waits on a
+	// finalizer nobody removes.
+	Reconciling bool
 }
 
 // WorkspaceConfig is what workspaces/proxy and workspaces/log need from the
@@ -151,12 +157,12 @@ func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, ex
 		})
 		storage["workspaces/log"] = workspace.NewLogREST(ws, wc.Kube)
 	}
-	db, dbStatus, err := database.NewREST(scheme, optsGetter)
+	db, dbStatus, err := database.NewREST(scheme, optsGetter, extra.Reconciling)
 	if err != nil {
 		return nil, err
 	}
 	storage["databases"], storage["databases/status"] = db, dbStatus
-	tbl, tblStatus, err := table.NewREST(scheme, optsGetter)
+	tbl, tblStatus, err := table.NewREST(scheme, optsGetter, extra.Reconciling)
 	if err != nil {
 		return nil, err
 	}

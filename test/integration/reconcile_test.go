@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/guildnet/guildnet/apis/guildnet"
 	"github.com/guildnet/guildnet/apis/guildnet/v1alpha1"
 	guildnetclient "github.com/guildnet/guildnet/generated/clientset/versioned"
 	"github.com/guildnet/guildnet/test/framework"
@@ -51,8 +52,14 @@ func TestDatabasesAndTablesAreReconciled(t *testing.T) {
 		Spec: v1alpha1.TableSpec{PrimaryKey: "sku", Indexes: []v1alpha1.TableIndex{{Name: "by_customer", Fields: []string{"customer"}}},
 			DeletionPolicy: v1alpha1.DeletionPolicyRetain},
 	}
-	if _, err := gn.Tables(ns).Create(ctx, tbl, metav1.CreateOptions{}); err != nil {
+	createdTable, err := gn.Tables(ns).Create(ctx, tbl, metav1.CreateOptions{})
+	if err != nil {
 		t.Fatal(err)
+	}
+	// The deletion policy holds from the first write: the server sets the
+	// finalizer, not a later write of the reconciler.
+	if !slices.Contains(createdTable.Finalizers, guildnet.RethinkDBFinalizer) {
+		t.Errorf("created table has finalizers %v, want %s", createdTable.Finalizers, guildnet.RethinkDBFinalizer)
 	}
 	framework.Eventually(t, 30*time.Second, "the table reports its missing database", func(ctx context.Context) error {
 		got, err := gn.Tables(ns).Get(ctx, tbl.Name, metav1.GetOptions{})
@@ -67,8 +74,12 @@ func TestDatabasesAndTablesAreReconciled(t *testing.T) {
 	})
 
 	db := &v1alpha1.Database{ObjectMeta: metav1.ObjectMeta{Name: "orders"}, Spec: v1alpha1.DatabaseSpec{DeletionPolicy: v1alpha1.DeletionPolicyDelete}}
-	if _, err := gn.Databases(ns).Create(ctx, db, metav1.CreateOptions{}); err != nil {
+	createdDB, err := gn.Databases(ns).Create(ctx, db, metav1.CreateOptions{})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if !slices.Contains(createdDB.Finalizers, guildnet.RethinkDBFinalizer) {
+		t.Errorf("created database has finalizers %v, want %s", createdDB.Finalizers, guildnet.RethinkDBFinalizer)
 	}
 	var rdbName string
 	framework.Eventually(t, 60*time.Second, "the database is Ready and counts its table", func(ctx context.Context) error {

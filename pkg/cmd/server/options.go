@@ -185,6 +185,7 @@ func (o *Options) Config(ctx context.Context) (*apiserver.Config, *rethinkdb.Cli
 			TableWatchHub:         tablewatch.NewHub(rdb, tablewatch.Options{}),
 			TableWatchMaxDuration: o.TableWatchMaxDuration,
 			Workspaces:            ws,
+			Reconciling:           o.Controller.Enabled,
 		},
 	}, rdb, nil
 }

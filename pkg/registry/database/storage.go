@@ -15,8 +15,14 @@ import (
 
 type db = *guildnet.Database
 
-// NewREST returns the storage of databases and databases/status.
-func NewREST(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter) (*resource.REST, *resource.StatusREST, error) {
+// NewREST returns the storage of databases and databases/status; with
+// finalize, new databases get the RethinkDB finalizer (see
+// apiserver.ExtraConfig.Reconciling).
+func NewREST(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, finalize bool) (*resource.REST, *resource.StatusREST, error) {
+	var finalizers []string
+	if finalize {
+		finalizers = []string{guildnet.RethinkDBFinalizer}
+	}
 	return resource.NewStores(scheme, optsGetter, resource.Spec[db]{
 		Resource:   guildnet.Resource("databases"),
 		Singular:   guildnet.Resource("database"),
@@ -32,6 +38,7 @@ func NewREST(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter) (*res
 			SetSpec:              func(dst, src db) { dst.Spec = src.Spec },
 			SetStatus:            func(dst, src db) { dst.Status = src.Status },
 			ResetStatus:          func(o db) { o.Status = guildnet.DatabaseStatus{} },
+			Finalizers:           finalizers,
 		},
 		Table: printers.New(
 			printers.Column[db]{

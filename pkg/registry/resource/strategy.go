@@ -8,6 +8,7 @@ package resource
 
 import (
 	"context"
+	"slices"
 
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -35,6 +36,10 @@ type Funcs[T runtime.Object] struct {
 	SetStatus, SetSpec func(dst, src T)
 	// ResetStatus clears the status of a new object.
 	ResetStatus func(obj T)
+	// Finalizers are set on every new object, so that none exists, even
+	// for a moment, without them; the reconciler would otherwise add them
+	// with a write of its own.
+	Finalizers []string
 }
 
 // Strategy is the create/update/delete strategy of a namespaced resource.
@@ -59,12 +64,18 @@ func (Strategy[T]) GetResetFields() map[fieldpath.APIVersion]*fieldpath.Set {
 	}
 }
 
-// PrepareForCreate drops any status a client sent and starts the generation.
+// PrepareForCreate drops any status a client sent, starts the generation
+// and adds the resource's finalizers.
 func (s Strategy[T]) PrepareForCreate(_ context.Context, obj runtime.Object) {
 	o := obj.(T)
 	s.f.ResetStatus(o)
 	if m, err := meta.Accessor(obj); err == nil {
 		m.SetGeneration(1)
+		for _, f := range s.f.Finalizers {
+			if !slices.Contains(m.GetFinalizers(), f) {
+				m.SetFinalizers(append(m.GetFinalizers(), f))
+			}
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package resource
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -30,6 +31,25 @@ func TestCreateDropsStatusAndStartsGeneration(t *testing.T) {
 	s.PrepareForCreate(context.Background(), obj)
 	if obj.Status.RethinkDBName != "" || obj.Generation != 1 {
 		t.Fatalf("after create: status %+v generation %d", obj.Status, obj.Generation)
+	}
+}
+
+// A new object carries the resource's finalizers from its first write,
+// once each, next to the ones its creator set.
+func TestCreateAddsTheFinalizers(t *testing.T) {
+	f := funcs
+	f.Finalizers = []string{guildnet.RethinkDBFinalizer}
+	s := New(runtime.NewScheme(), f)
+	for _, given := range [][]string{nil, {"example.com/mine"}, {guildnet.RethinkDBFinalizer}} {
+		obj := &guildnet.Database{ObjectMeta: metav1.ObjectMeta{Finalizers: slices.Clone(given)}}
+		s.PrepareForCreate(context.Background(), obj)
+		want := given
+		if !slices.Contains(want, guildnet.RethinkDBFinalizer) {
+			want = append(slices.Clone(given), guildnet.RethinkDBFinalizer)
+		}
+		if !slices.Equal(obj.Finalizers, want) {
+			t.Errorf("created with finalizers %v: got %v, want %v", given, obj.Finalizers, want)
+		}
 	}
 }
 

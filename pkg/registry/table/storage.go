@@ -15,8 +15,14 @@ import (
 
 type tbl = *guildnet.Table
 
-// NewREST returns the storage of tables and tables/status.
-func NewREST(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter) (*resource.REST, *resource.StatusREST, error) {
+// NewREST returns the storage of tables and tables/status; with finalize,
+// new tables get the RethinkDB finalizer (see
+// apiserver.ExtraConfig.Reconciling).
+func NewREST(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, finalize bool) (*resource.REST, *resource.StatusREST, error) {
+	var finalizers []string
+	if finalize {
+		finalizers = []string{guildnet.RethinkDBFinalizer}
+	}
 	return resource.NewStores(scheme, optsGetter, resource.Spec[tbl]{
 		Resource:   guildnet.Resource("tables"),
 		Singular:   guildnet.Resource("table"),
@@ -32,6 +38,7 @@ func NewREST(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter) (*res
 			SetSpec:              func(dst, src tbl) { dst.Spec = src.Spec },
 			SetStatus:            func(dst, src tbl) { dst.Status = src.Status },
 			ResetStatus:          func(o tbl) { o.Status = guildnet.TableStatus{} },
+			Finalizers:           finalizers,
 		},
 		Table: printers.New(
 			printers.Column[tbl]{
