@@ -166,10 +166,13 @@ func run() error {
 	}
 
 	// A second guildnet-apiserver on the same RethinkDB, without
-	// reconcilers, serves the writes of the memory phase. It holds the same
-	// objects and the same watch history (both follow RethinkDB's revision
-	// log), so its memory is the storage and API serving alone, and the
-	// difference to the main server's is what the reconcilers hold.
+	// reconcilers, holds the same objects and the same watch history (both
+	// follow RethinkDB's revision log), so its memory is the storage and API
+	// serving alone, and the difference to the main server's is what the
+	// reconcilers hold. The objects are created as users create them,
+	// through kube-apiserver, which sends them to the main server: the one
+	// that reconciles, and so sets the finalizers of databases and tables
+	// at creation.
 	serving, err := env.StartReplica(ctx, "serving-only", "--reconcile=false")
 	if err != nil {
 		return err
@@ -179,17 +182,17 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("storing %d workspaces, databases and tables through a second guildnet-apiserver without reconcilers ...\n", *memObjs)
+	fmt.Printf("storing %d workspaces, databases and tables ...\n", *memObjs)
 	for i := range *memObjs {
 		if i >= *objects {
-			if _, err := servingGN.GuildnetV1alpha1().Workspaces(namespace).Create(ctx, workspace(i), metav1.CreateOptions{}); err != nil {
+			if _, err := gn.GuildnetV1alpha1().Workspaces(namespace).Create(ctx, workspace(i), metav1.CreateOptions{}); err != nil {
 				return err
 			}
 		}
-		if _, err := servingGN.GuildnetV1alpha1().Databases(namespace).Create(ctx, &v1alpha1.Database{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("db-%d", i)}}, metav1.CreateOptions{}); err != nil {
+		if _, err := gn.GuildnetV1alpha1().Databases(namespace).Create(ctx, &v1alpha1.Database{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("db-%d", i)}}, metav1.CreateOptions{}); err != nil {
 			return err
 		}
-		if _, err := servingGN.GuildnetV1alpha1().Tables(namespace).Create(ctx, &v1alpha1.Table{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("db-%d.items", i)}}, metav1.CreateOptions{}); err != nil {
+		if _, err := gn.GuildnetV1alpha1().Tables(namespace).Create(ctx, &v1alpha1.Table{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("db-%d.items", i)}}, metav1.CreateOptions{}); err != nil {
 			return err
 		}
 	}
