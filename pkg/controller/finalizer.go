@@ -12,10 +12,11 @@ import (
 
 // Finalize keeps Finalizer on a live object (a reconciling server sets it
 // at creation; this adds it to objects created through a server that does
-// not reconcile, or whose finalizer somebody removed), and carries out the deletion policy of an
-// object being deleted: drop runs for DeletionPolicyDelete (Retain keeps
-// the data), then the finalizer goes. done is true when the object is being
-// deleted and the caller has nothing more to do.
+// not reconcile, or whose finalizer somebody removed), and carries out the
+// deletion policy of an object being deleted: drop runs for
+// DeletionPolicyDelete (Retain keeps the data), then the finalizer goes.
+// done is true when the object is being deleted and the caller has nothing
+// more to do.
 func Finalize(ctx context.Context, c client.Client, obj client.Object, policy v1alpha1.DeletionPolicy, what string, drop func() error) (done bool, err error) {
 	if obj.GetDeletionTimestamp().IsZero() {
 		if controllerutil.AddFinalizer(obj, Finalizer) {
