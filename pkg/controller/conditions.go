@@ -4,13 +4,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/guildnet/guildnet/apis/guildnet"
 	"github.com/guildnet/guildnet/apis/guildnet/v1alpha1"
 )
-
-// Finalizer holds Databases and Tables until their deletion policy has been
-// carried out in RethinkDB.
-const Finalizer = guildnet.RethinkDBFinalizer
 
 // Reasons of the Ready condition.
 const (

@@ -180,16 +180,17 @@ func (r *Reconciler) now() time.Time {
 // Reconcile implements reconcile.Reconciler.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	log := ctrl.LoggerFrom(ctx)
+	deployment := types.NamespacedName{Namespace: req.Namespace, Name: guildnet.WorkspaceServiceName(req.Name)}
 	var ws v1alpha1.Workspace
 	if err := r.Client.Get(ctx, req.NamespacedName, &ws); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.applied.Delete(types.NamespacedName{Namespace: req.Namespace, Name: guildnet.WorkspaceServiceName(req.Name)})
+			r.applied.Delete(deployment)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !ws.DeletionTimestamp.IsZero() {
 		// The garbage collector deletes what the workspace owns.
-		r.applied.Delete(types.NamespacedName{Namespace: ws.Namespace, Name: guildnet.WorkspaceServiceName(ws.Name)})
+		r.applied.Delete(deployment)
 		return ctrl.Result{}, nil
 	}
 
