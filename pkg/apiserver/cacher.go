@@ -2,7 +2,6 @@ package apiserver
 
 import (
 	"context"
-
 	"sync"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -15,6 +14,8 @@ import (
 	"k8s.io/apiserver/pkg/storage/storagebackend"
 	"k8s.io/apiserver/pkg/storage/storagebackend/factory"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/guildnet/guildnet/pkg/storage/versionshare"
 )
 
 // WithWatchCache puts k8s.io/apiserver's watch cache (the Cacher) in front
@@ -38,7 +39,10 @@ func WithWatchCache(inner generic.StorageDecorator) generic.StorageDecorator {
 			return s, destroy, err
 		}
 		cacher, err := cacherstorage.NewCacherFromConfig(cacherstorage.Config{
-			Storage:             s,
+			// The cache keeps recent versions of each object besides the
+			// current one; fed through versionshare they share what did not
+			// change between them.
+			Storage:             versionshare.Storage(s),
 			Versioner:           storage.APIObjectVersioner{},
 			GroupResource:       config.GroupResource,
 			EventsHistoryWindow: config.EventsHistoryWindow,
