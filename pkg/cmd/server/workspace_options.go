@@ -67,8 +67,9 @@ func (o *WorkspaceProxyOptions) Validate() []error {
 
 // workspaceConfig wires workspaces/proxy and workspaces/log to the
 // cluster: endpoints come from an informer on the EndpointSlices of
-// workspace Services only (labelled guildnet.io/workspace), so the cache
-// stays small in a large cluster.
+// workspace Services only (labelled guildnet.io/workspace), each without
+// what the resolver does not read, so the cache stays small in a large
+// cluster.
 func (o *Options) workspaceConfig(cfg *genericapiserver.RecommendedConfig, kube kubernetes.Interface) (apiserver.WorkspaceConfig, error) {
 	origins, err := workspace.NewOriginPolicy(o.WorkspaceProxy.AllowedOrigins)
 	if err != nil {
@@ -84,7 +85,8 @@ func (o *Options) workspaceConfig(cfg *genericapiserver.RecommendedConfig, kube 
 	}
 	if kube != nil {
 		wc.Informers = informers.NewSharedInformerFactoryWithOptions(kube, 0,
-			informers.WithTweakListOptions(func(lo *metav1.ListOptions) { lo.LabelSelector = guildnet.WorkspaceLabel }))
+			informers.WithTweakListOptions(func(lo *metav1.ListOptions) { lo.LabelSelector = guildnet.WorkspaceLabel }),
+			informers.WithTransform(workspace.EndpointsOnly))
 		wc.EndpointSlices = wc.Informers.Discovery().V1().EndpointSlices().Lister()
 	}
 	return wc, nil

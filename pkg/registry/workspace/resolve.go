@@ -30,6 +30,23 @@ func NewEndpointResolver(slices discoverylisters.EndpointSliceLister) *EndpointR
 	return &EndpointResolver{slices: slices}
 }
 
+// EndpointsOnly is the transform of the resolver's EndpointSlice informer:
+// it keeps of a slice what Resolve reads (labels, address type, ports and
+// each endpoint's addresses and conditions) and drops the rest, field
+// ownership, annotations, owners and each endpoint's pod reference, node and
+// zone, so the cache of a thousand workspaces' slices stays small.
+func EndpointsOnly(obj any) (any, error) {
+	s, ok := obj.(*discoveryv1.EndpointSlice)
+	if !ok {
+		return obj, nil
+	}
+	s.ManagedFields, s.Annotations, s.OwnerReferences = nil, nil, nil
+	for i := range s.Endpoints {
+		s.Endpoints[i] = discoveryv1.Endpoint{Addresses: s.Endpoints[i].Addresses, Conditions: s.Endpoints[i].Conditions}
+	}
+	return s, nil
+}
+
 // errNoEndpoint is returned when the Service has no address to send to.
 type errNoEndpoint struct{ reason string }
 
