@@ -8,49 +8,54 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// The children cache keeps only the reconciler's own field ownership, and
-// what applyIfChanged compares (the fields the reconciler applied) is the
-// same before and after, so a status-only wake-up still sends no apply.
+// The children cache keeps only the reconciler's own field ownership of a
+// claim or Service, and what applyIfChanged compares (the fields the
+// reconciler applied) is the same before and after, so a status-only
+// wake-up still sends no apply.
 func TestOwnFieldsOnlyKeepsWhatApplyIfChangedCompares(t *testing.T) {
-	replicas := int32(1)
-	dep := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "ws-a", Namespace: "ns", ManagedFields: []metav1.ManagedFieldsEntry{
-			{Manager: FieldOwner, Operation: metav1.ManagedFieldsOperationApply, APIVersion: "apps/v1", FieldsType: "FieldsV1",
-				FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:replicas":{}}}`)}},
-			{Manager: "kube-controller-manager", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "apps/v1", FieldsType: "FieldsV1",
-				Subresource: "status", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:status":{"f:replicas":{}}}`)}},
-			{Manager: FieldOwner, Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "apps/v1", FieldsType: "FieldsV1",
+	claim := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: "ws-a-home", Namespace: "ns", ManagedFields: []metav1.ManagedFieldsEntry{
+			{Manager: FieldOwner, Operation: metav1.ManagedFieldsOperationApply, APIVersion: "v1", FieldsType: "FieldsV1",
+				FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:accessModes":{},"f:resources":{"f:requests":{"f:storage":{}}}}}`)}},
+			{Manager: "kube-controller-manager", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "v1", FieldsType: "FieldsV1",
+				Subresource: "status", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:status":{"f:phase":{}}}`)}},
+			{Manager: FieldOwner, Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "v1", FieldsType: "FieldsV1",
 				FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:labels":{}}}`)}},
 		}},
-		Spec:   appsv1.DeploymentSpec{Replicas: &replicas},
-		Status: appsv1.DeploymentStatus{Replicas: 1},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
+		},
+		Status: corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimBound},
 	}
-	before, err := appsv1ac.ExtractDeployment(dep, FieldOwner)
+	before, err := corev1ac.ExtractPersistentVolumeClaim(claim, FieldOwner)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ownFieldsOnly(dep); err != nil {
+	if _, err := ownFieldsOnly(claim); err != nil {
 		t.Fatal(err)
 	}
-	if len(dep.ManagedFields) != 1 || dep.ManagedFields[0].Manager != FieldOwner || dep.ManagedFields[0].Operation != metav1.ManagedFieldsOperationApply {
-		t.Fatalf("managedFields after the transform: %+v, want only %s's apply entry", dep.ManagedFields, FieldOwner)
+	if len(claim.ManagedFields) != 1 || claim.ManagedFields[0].Manager != FieldOwner || claim.ManagedFields[0].Operation != metav1.ManagedFieldsOperationApply {
+		t.Fatalf("managedFields after the transform: %+v, want only %s's apply entry", claim.ManagedFields, FieldOwner)
 	}
-	after, err := appsv1ac.ExtractDeployment(dep, FieldOwner)
+	after, err := corev1ac.ExtractPersistentVolumeClaim(claim, FieldOwner)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(before, after) {
 		t.Fatalf("the applied fields changed in the cache:\nbefore %+v\nafter  %+v", before, after)
 	}
-	if after.Spec == nil || after.Spec.Replicas == nil || *after.Spec.Replicas != 1 {
-		t.Fatalf("extracted %+v, want spec.replicas 1", after)
+	if after.Spec == nil || after.Spec.Resources == nil || after.Spec.Resources.Requests.Storage().String() != "1Gi" {
+		t.Fatalf("extracted %+v, want spec.resources.requests.storage 1Gi", after)
 	}
 }
 
@@ -71,15 +76,17 @@ func TestDeploymentStatusOnlyKeepsWhatStatusAndApplyRead(t *testing.T) {
 	replicas := int32(1)
 	d := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "ws-a", Namespace: "ns", Generation: 3, Labels: map[string]string{"guildnet.io/workspace": "a"},
-			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: FieldOwner, FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{}}`)}}}},
+			Annotations:     map[string]string{"deployment.kubernetes.io/revision": "1"},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "guildnet.io/v1alpha1", Kind: "Workspace", Name: "a", UID: "ws-uid"}},
+			ManagedFields:   []metav1.ManagedFieldsEntry{{Manager: FieldOwner, FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{}}`)}}}},
 		Spec:   appsv1.DeploymentSpec{Replicas: &replicas, Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "workspace", Image: "nginx"}}}}},
 		Status: appsv1.DeploymentStatus{ReadyReplicas: 1},
 	}
 	if _, err := deploymentStatusOnly(d); err != nil {
 		t.Fatal(err)
 	}
-	if d.Spec.Replicas != nil || len(d.Spec.Template.Spec.Containers) != 0 || d.ManagedFields != nil {
-		t.Errorf("cached Deployment still holds its spec or field ownership: %+v", d)
+	if d.Spec.Replicas != nil || len(d.Spec.Template.Spec.Containers) != 0 || d.ManagedFields != nil || d.Annotations != nil || d.OwnerReferences != nil {
+		t.Errorf("cached Deployment still holds its spec, field ownership, annotations or owners: %+v", d)
 	}
 	if d.Name != "ws-a" || d.Generation != 3 || d.Labels["guildnet.io/workspace"] != "a" || d.Status.ReadyReplicas != 1 {
 		t.Errorf("cached Deployment lost its name, generation, labels or status: %+v", d)

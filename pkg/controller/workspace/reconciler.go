@@ -109,26 +109,33 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 }
 
 // podStatusOnly keeps of a cached pod what the status is made of (its
-// metadata and status): a thousand workspaces' pods otherwise hold their
-// whole specs and field ownership in this process for nothing.
+// identity, labels and status): a thousand workspaces' pods otherwise hold
+// their whole specs and field ownership in this process for nothing.
 func podStatusOnly(obj any) (any, error) {
 	if pod, ok := obj.(*corev1.Pod); ok {
-		pod.ManagedFields = nil
+		dropUnreadMetadata(&pod.ObjectMeta)
 		pod.Spec = corev1.PodSpec{}
 	}
 	return obj, nil
 }
 
-// deploymentStatusOnly keeps of a cached Deployment its metadata (without
-// field ownership) and status: the status is what the workspace reports,
-// and applyDeployment tells a change from a status-only wake-up by the
+// deploymentStatusOnly keeps of a cached Deployment its identity, labels,
+// generation and status: the status is what the workspace reports, and
+// applyDeployment tells a change from a status-only wake-up by the
 // generation, not by the spec, which is most of a Deployment's memory.
 func deploymentStatusOnly(obj any) (any, error) {
 	if d, ok := obj.(*appsv1.Deployment); ok {
-		d.ManagedFields = nil
+		dropUnreadMetadata(&d.ObjectMeta)
 		d.Spec = appsv1.DeploymentSpec{}
 	}
 	return obj, nil
+}
+
+// dropUnreadMetadata drops the metadata the reconciler never reads of the
+// objects it does not compare with what it applies: field ownership,
+// annotations and owners (it finds an object's workspace by label).
+func dropUnreadMetadata(m *metav1.ObjectMeta) {
+	m.ManagedFields, m.Annotations, m.OwnerReferences = nil, nil, nil
 }
 
 // ownFieldsOnly keeps, of a cached object's field ownership, only what the
@@ -156,7 +163,8 @@ func ownFieldsOnly(obj any) (any, error) {
 // need not sit in this process's memory.
 func secretMetadataOnly(obj any) (any, error) {
 	if s, ok := obj.(*corev1.Secret); ok {
-		s.ManagedFields, s.Data, s.StringData = nil, nil, nil
+		dropUnreadMetadata(&s.ObjectMeta)
+		s.Data, s.StringData = nil, nil
 	}
 	return obj, nil
 }
