@@ -88,19 +88,26 @@ func benchBurst(ctx context.Context, cfg *rest.Config, namespace string, n int, 
 	}
 	// When each workspace's ADDED event reaches a watcher: the part of the
 	// latency that is guildnet-apiserver's storage and watch, before the
-	// reconciler can act.
-	gnFactory := guildnetinformers.NewSharedInformerFactoryWithOptions(gn, 0, guildnetinformers.WithNamespace(namespace))
-	defer func() {
-		stopInformers() // Shutdown waits for the informers to stop
-		gnFactory.Shutdown()
-	}()
-	if _, err := gnFactory.Guildnet().V1alpha1().Workspaces().Informer().AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		AddFunc: func(obj any) { t.sawWatch(obj.(*v1alpha1.Workspace).Name) },
-	}); err != nil {
-		return nil, err
+	// reconciler can act. The floor's dry-run creates store nothing, so
+	// there is nothing to watch then.
+	if !floor {
+		gnFactory := guildnetinformers.NewSharedInformerFactoryWithOptions(gn, 0, guildnetinformers.WithNamespace(namespace))
+		defer func() {
+			stopInformers() // Shutdown waits for the informers to stop
+			gnFactory.Shutdown()
+		}()
+		if _, err := gnFactory.Guildnet().V1alpha1().Workspaces().Informer().AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+			AddFunc: func(obj any) { t.sawWatch(obj.(*v1alpha1.Workspace).Name) },
+		}); err != nil {
+			return nil, err
+		}
+		gnFactory.Start(informerCtx.Done())
+		for typ, ok := range gnFactory.WaitForCacheSync(informerCtx.Done()) {
+			if !ok {
+				return nil, fmt.Errorf("the %v informer in namespace %s did not sync: %w", typ, namespace, context.Cause(informerCtx))
+			}
+		}
 	}
-	gnFactory.Start(informerCtx.Done())
-	gnFactory.WaitForCacheSync(informerCtx.Done())
 	factory.Start(informerCtx.Done())
 	for typ, ok := range factory.WaitForCacheSync(informerCtx.Done()) {
 		if !ok {
