@@ -356,10 +356,9 @@ func TestWorkspaceReconcilerCreatesItsObjects(t *testing.T) {
 }
 
 // expectOwnFieldsAsApplied checks that the fields the server records as
-// the reconciler's are exactly what the reconciler applies. The reconciler
-// compares the two to skip the apply on a wake-up that changed nothing; a
-// field the server does not keep as applied (a zero value it omits) would
-// make every wake-up send the whole object again.
+// the reconciler's are exactly what the reconciler applies: nothing it
+// sends is lost on the way (such as a zero value the server omits), so
+// its apply configuration says all it owns.
 func (c *wsrClients) expectOwnFieldsAsApplied(t *testing.T, name string) {
 	t.Helper()
 	ctx := context.Background()

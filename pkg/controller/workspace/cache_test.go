@@ -8,54 +8,36 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/guildnet/guildnet/apis/guildnet"
+	"github.com/guildnet/guildnet/apis/guildnet/v1alpha1"
 )
 
-// The children cache keeps only the reconciler's own field ownership of a
-// claim or Service, and what applyIfChanged compares (the fields the
-// reconciler applied) is the same before and after, so a status-only
-// wake-up still sends no apply.
-func TestOwnFieldsOnlyKeepsWhatApplyIfChangedCompares(t *testing.T) {
-	claim := &corev1.PersistentVolumeClaim{
-		ObjectMeta: metav1.ObjectMeta{Name: "ws-a-home", Namespace: "ns", ManagedFields: []metav1.ManagedFieldsEntry{
-			{Manager: FieldOwner, Operation: metav1.ManagedFieldsOperationApply, APIVersion: "v1", FieldsType: "FieldsV1",
-				FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:accessModes":{},"f:resources":{"f:requests":{"f:storage":{}}}}}`)}},
-			{Manager: "kube-controller-manager", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "v1", FieldsType: "FieldsV1",
-				Subresource: "status", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:status":{"f:phase":{}}}`)}},
-			{Manager: FieldOwner, Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "v1", FieldsType: "FieldsV1",
-				FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:labels":{}}}`)}},
-		}},
-		Spec: corev1.PersistentVolumeClaimSpec{
-			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
-		},
-		Status: corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimBound},
+// A cached Service keeps its spec and status, which the workspace's status
+// reads, but no field ownership, annotations or owners.
+func TestMetadataTrimmedKeepsSpecAndStatus(t *testing.T) {
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "ws-a", Namespace: "ns", ResourceVersion: "7", Labels: map[string]string{"guildnet.io/workspace": "a"},
+			Annotations:     map[string]string{"note": "x"},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "guildnet.io/v1alpha1", Kind: "Workspace", Name: "a", UID: "ws-uid"}},
+			ManagedFields:   []metav1.ManagedFieldsEntry{{Manager: FieldOwner, FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{}}`)}}}},
+		Spec:   corev1.ServiceSpec{ClusterIP: "10.96.0.12", Ports: []corev1.ServicePort{{Port: 8080}}},
+		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "192.0.2.1"}}}},
 	}
-	before, err := corev1ac.ExtractPersistentVolumeClaim(claim, FieldOwner)
-	if err != nil {
+	if _, err := metadataTrimmed(svc); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ownFieldsOnly(claim); err != nil {
-		t.Fatal(err)
+	if svc.ManagedFields != nil || svc.Annotations != nil || svc.OwnerReferences != nil {
+		t.Errorf("cached Service still holds field ownership, annotations or owners: %+v", svc.ObjectMeta)
 	}
-	if len(claim.ManagedFields) != 1 || claim.ManagedFields[0].Manager != FieldOwner || claim.ManagedFields[0].Operation != metav1.ManagedFieldsOperationApply {
-		t.Fatalf("managedFields after the transform: %+v, want only %s's apply entry", claim.ManagedFields, FieldOwner)
-	}
-	after, err := corev1ac.ExtractPersistentVolumeClaim(claim, FieldOwner)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(before, after) {
-		t.Fatalf("the applied fields changed in the cache:\nbefore %+v\nafter  %+v", before, after)
-	}
-	if after.Spec == nil || after.Spec.Resources == nil || after.Spec.Resources.Requests.Storage().String() != "1Gi" {
-		t.Fatalf("extracted %+v, want spec.resources.requests.storage 1Gi", after)
+	if svc.ResourceVersion != "7" || svc.Labels["guildnet.io/workspace"] != "a" || svc.Spec.ClusterIP != "10.96.0.12" || len(svc.Status.LoadBalancer.Ingress) != 1 {
+		t.Errorf("cached Service lost its resourceVersion, labels, spec or status: %+v", svc)
 	}
 }
 
@@ -93,31 +75,37 @@ func TestDeploymentStatusOnlyKeepsWhatStatusAndApplyRead(t *testing.T) {
 	}
 }
 
-// applyCounter is a client whose applies answer with a Deployment of the
-// given generation.
+// applyCounter is a client whose applies answer with the given generation
+// (Deployments) or resourceVersion (Services).
 type applyCounter struct {
-	client.Client // nil: only Apply is called
-	applies       int
-	generation    int64
+	client.Client   // nil: only Apply is called
+	applies         int
+	generation      int64
+	resourceVersion string
 }
 
 func (c *applyCounter) Apply(_ context.Context, obj runtime.ApplyConfiguration, _ ...client.ApplyOption) error {
 	c.applies++
-	obj.(*appsv1ac.DeploymentApplyConfiguration).WithGeneration(c.generation)
+	switch o := obj.(type) {
+	case *appsv1ac.DeploymentApplyConfiguration:
+		o.WithGeneration(c.generation)
+	case *corev1ac.ServiceApplyConfiguration:
+		o.WithResourceVersion(c.resourceVersion)
+	}
 	return nil
 }
 
-// cachedDeployment is a cache holding one Deployment, or none.
-type cachedDeployment struct {
+// cachedChild is a cache holding one object, or none.
+type cachedChild struct {
 	client.Reader
-	dep *appsv1.Deployment
+	obj client.Object
 }
 
-func (c *cachedDeployment) Get(_ context.Context, key client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
-	if c.dep == nil {
+func (c *cachedChild) Get(_ context.Context, key client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
+	if c.obj == nil {
 		return apierrors.NewNotFound(appsv1.Resource("deployments"), key.Name)
 	}
-	c.dep.DeepCopyInto(obj.(*appsv1.Deployment))
+	reflect.ValueOf(obj).Elem().Set(reflect.ValueOf(c.obj.DeepCopyObject()).Elem())
 	return nil
 }
 
@@ -128,12 +116,16 @@ func TestApplyDeploymentOnlyWhenSomethingChanged(t *testing.T) {
 	ctx := context.Background()
 	key := types.NamespacedName{Namespace: "ns", Name: "a"}
 	ws := newWorkspace("nginx:1.27")
-	cached := &cachedDeployment{}
+	cached := &cachedChild{}
 	c := &applyCounter{generation: 1}
 	r := &Reconciler{Client: c, children: cached}
-	step := func(what string, desired *appsv1ac.DeploymentApplyConfiguration, wantApplies int) {
+	apply := func(r *Reconciler) error {
+		dep := Deployment(ws)
+		return r.applyIfChanged(ctx, "Deployment", dep, &appsv1.Deployment{}, key, byGeneration(func() *int64 { return dep.Generation }))
+	}
+	step := func(what string, wantApplies int) {
 		t.Helper()
-		if err := r.applyDeployment(ctx, desired, key); err != nil {
+		if err := apply(r); err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
 		if c.applies != wantApplies {
@@ -141,24 +133,63 @@ func TestApplyDeploymentOnlyWhenSomethingChanged(t *testing.T) {
 		}
 	}
 
-	step("new workspace", Deployment(ws), 1)
-	cached.dep = &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "ns", Generation: 1}}
-	step("status-only wake-up", Deployment(ws), 1)
-	cached.dep.Status.ReadyReplicas = 1
-	step("another status-only wake-up", Deployment(ws), 1)
+	step("new workspace", 1)
+	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "ns", Generation: 1, ResourceVersion: "10"}}
+	cached.obj = dep
+	step("status-only wake-up", 1)
+	dep.Status.ReadyReplicas, dep.ResourceVersion = 1, "11"
+	step("another status-only wake-up", 1)
 
-	cached.dep.Generation, c.generation = 2, 3 // kubectl edit; the apply undoes it
-	step("spec edited by somebody else", Deployment(ws), 2)
-	cached.dep.Generation = 3
-	step("wake-up after the correction", Deployment(ws), 2)
+	dep.Generation, c.generation = 2, 3 // kubectl edit; the apply undoes it
+	step("spec edited by somebody else", 2)
+	dep.Generation = 3
+	step("wake-up after the correction", 2)
 
 	ws.Spec.Image, c.generation = "nginx:1.28", 4
-	step("image changed", Deployment(ws), 3)
-	cached.dep.Generation = 4
-	step("wake-up after the change", Deployment(ws), 3)
+	step("image changed", 3)
+	dep.Generation = 4
+	step("wake-up after the change", 3)
 
 	restarted := &Reconciler{Client: c, children: cached}
-	if err := restarted.applyDeployment(ctx, Deployment(ws), key); err != nil || c.applies != 4 {
+	if err := apply(restarted); err != nil || c.applies != 4 {
 		t.Fatalf("after a restart: %d applies in all (err %v), want one more", c.applies, err)
 	}
+}
+
+// A Service, which has no generation, is applied again after any change
+// by somebody else, and not on a wake-up that changed nothing; a workspace
+// deleted and created again starts afresh.
+func TestApplyServiceOnlyWhenSomethingChanged(t *testing.T) {
+	ctx := context.Background()
+	ws := newWorkspace("nginx:1.27")
+	key := types.NamespacedName{Namespace: ws.Namespace, Name: guildnet.WorkspaceServiceName(ws.Name)}
+	cached := &cachedChild{}
+	c := &applyCounter{resourceVersion: "20"}
+	r := &Reconciler{Client: c, children: cached}
+	step := func(what string, wantApplies int) {
+		t.Helper()
+		svc := Service(ws)
+		if err := r.applyIfChanged(ctx, "Service", svc, &corev1.Service{}, key, byResourceVersion(func() *string { return svc.ResourceVersion })); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if c.applies != wantApplies {
+			t.Fatalf("%s: %d applies in all, want %d", what, c.applies, wantApplies)
+		}
+	}
+
+	step("new workspace", 1)
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace, ResourceVersion: "20"}}
+	cached.obj = svc
+	step("wake-up by the pods", 1)
+
+	svc.ResourceVersion, c.resourceVersion = "25", "26" // kubectl edit; the apply undoes it
+	step("edited by somebody else", 2)
+	svc.ResourceVersion = "26"
+	step("wake-up after the correction", 2)
+
+	ws.Spec.Exposure = v1alpha1.ExposureLoadBalancer
+	step("exposure changed", 3)
+
+	r.forget(types.NamespacedName{Namespace: ws.Namespace, Name: ws.Name})
+	step("the same name after the workspace was deleted", 4)
 }

@@ -10,12 +10,13 @@
 // "guildnet-workspace"), so a spec change rolls the Deployment and a field
 // the reconciler no longer sets goes away. Somebody else's change to what it
 // applied (kubectl edit, kubectl scale) is undone at the next reconcile: it
-// applies again when a Deployment's generation is not the one its last
-// apply returned (so an edit of a Deployment's labels or annotations alone
-// stays until its spec changes or the reconciler restarts), or when the
-// fields recorded as its own on a Service or claim are not what it
-// applies. The password Secret is only ever created,
-// never applied: it is generated once and never rotated.
+// applies again when what it would apply changed, or when the object is not
+// at the version its last apply returned: a Deployment's generation (so an
+// edit of a Deployment's labels or annotations alone stays until its spec
+// changes or the reconciler restarts), a Service's or claim's
+// resourceVersion. After a restart every object is applied once more. The
+// password Secret is only ever created, never applied: it is generated once
+// and never rotated.
 //
 // Every object carries the guildnet.io/workspace label and a controller
 // owner reference to its Workspace. The reconciler watches and caches only

@@ -271,8 +271,7 @@ func httpProbe(port int32, initialDelay, period int32) *corev1ac.ProbeApplyConfi
 		WithTimeoutSeconds(probeTimeout).
 		WithFailureThreshold(probeFailureThreshold)
 	// A zero delay is left out, not applied: the server omits zero values,
-	// so it would never record the field as ours, and applyIfChanged would
-	// see a difference on every wake-up and send the Deployment again.
+	// so it would never record the field as ours.
 	if initialDelay > 0 {
 		p.WithInitialDelaySeconds(initialDelay)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -19,9 +20,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
-	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
-	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -58,9 +58,9 @@ type Reconciler struct {
 	// children caches only the objects labelled guildnet.io/workspace, so
 	// the reconciler never holds every pod or Secret of the cluster.
 	children client.Reader
-	// applied remembers, per Deployment, what this process last applied to
-	// it (see applyDeployment).
-	applied sync.Map // types.NamespacedName -> appliedDeployment
+	// applied remembers, per child object, what this process last applied
+	// to it (see applyIfChanged).
+	applied sync.Map // childKey -> appliedChild
 }
 
 // SetupWithManager registers the reconciler and its cache of labelled
@@ -83,7 +83,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Scheme:               mgr.GetScheme(),
 		Mapper:               mgr.GetRESTMapper(),
 		DefaultLabelSelector: selector,
-		DefaultTransform:     ownFieldsOnly,
+		DefaultTransform:     metadataTrimmed,
 		ByObject: map[client.Object]cache.ByObject{
 			&appsv1.Deployment{}: {Label: selector, Transform: deploymentStatusOnly},
 			&corev1.Pod{}:        {Label: selector, Transform: podStatusOnly},
@@ -113,7 +113,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 // their whole specs and field ownership in this process for nothing.
 func podStatusOnly(obj any) (any, error) {
 	if pod, ok := obj.(*corev1.Pod); ok {
-		dropUnreadMetadata(&pod.ObjectMeta)
+		dropUnreadMetadata(pod)
 		pod.Spec = corev1.PodSpec{}
 	}
 	return obj, nil
@@ -121,40 +121,31 @@ func podStatusOnly(obj any) (any, error) {
 
 // deploymentStatusOnly keeps of a cached Deployment its identity, labels,
 // generation and status: the status is what the workspace reports, and
-// applyDeployment tells a change from a status-only wake-up by the
+// applyIfChanged tells a change from a status-only wake-up by the
 // generation, not by the spec, which is most of a Deployment's memory.
 func deploymentStatusOnly(obj any) (any, error) {
 	if d, ok := obj.(*appsv1.Deployment); ok {
-		dropUnreadMetadata(&d.ObjectMeta)
+		dropUnreadMetadata(d)
 		d.Spec = appsv1.DeploymentSpec{}
 	}
 	return obj, nil
 }
 
-// dropUnreadMetadata drops the metadata the reconciler never reads of the
-// objects it does not compare with what it applies: field ownership,
-// annotations and owners (it finds an object's workspace by label).
-func dropUnreadMetadata(m *metav1.ObjectMeta) {
-	m.ManagedFields, m.Annotations, m.OwnerReferences = nil, nil, nil
+// dropUnreadMetadata drops the metadata the reconciler never reads of its
+// children: field ownership, annotations and owners. It finds a child's
+// workspace by label, and applyIfChanged goes by version, not by content.
+func dropUnreadMetadata(o metav1.Object) {
+	o.SetManagedFields(nil)
+	o.SetAnnotations(nil)
+	o.SetOwnerReferences(nil)
 }
 
-// ownFieldsOnly keeps, of a cached object's field ownership, only what the
-// reconciler applied (to Services and claims): applyIfChanged compares
-// against that alone, and other managers' entries (kube-controller-manager's
-// on a claim's status) are the rest. Applies never send the cached object,
-// so nothing is written back without them.
-func ownFieldsOnly(obj any) (any, error) {
-	o, ok := obj.(metav1.Object)
-	if !ok {
-		return obj, nil
+// metadataTrimmed is the transform of the children whose spec and status
+// the reconciler keeps whole (Services and claims).
+func metadataTrimmed(obj any) (any, error) {
+	if o, ok := obj.(metav1.Object); ok {
+		dropUnreadMetadata(o)
 	}
-	var own []metav1.ManagedFieldsEntry
-	for _, e := range o.GetManagedFields() {
-		if e.Manager == FieldOwner && e.Operation == metav1.ManagedFieldsOperationApply {
-			own = append(own, e)
-		}
-	}
-	o.SetManagedFields(own)
 	return obj, nil
 }
 
@@ -163,7 +154,7 @@ func ownFieldsOnly(obj any) (any, error) {
 // need not sit in this process's memory.
 func secretMetadataOnly(obj any) (any, error) {
 	if s, ok := obj.(*corev1.Secret); ok {
-		dropUnreadMetadata(&s.ObjectMeta)
+		dropUnreadMetadata(s)
 		s.Data, s.StringData = nil, nil
 	}
 	return obj, nil
@@ -188,17 +179,16 @@ func (r *Reconciler) now() time.Time {
 // Reconcile implements reconcile.Reconciler.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	log := ctrl.LoggerFrom(ctx)
-	deployment := types.NamespacedName{Namespace: req.Namespace, Name: guildnet.WorkspaceServiceName(req.Name)}
 	var ws v1alpha1.Workspace
 	if err := r.Client.Get(ctx, req.NamespacedName, &ws); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.applied.Delete(deployment)
+			r.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !ws.DeletionTimestamp.IsZero() {
 		// The garbage collector deletes what the workspace owns.
-		r.applied.Delete(deployment)
+		r.forget(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 
@@ -297,9 +287,7 @@ func (r *Reconciler) apply(ctx context.Context, ws *v1alpha1.Workspace) []string
 	}
 	if claim := HomeClaim(ws); claim != nil {
 		wg.Go(func() {
-			if err := r.applyIfChanged(ctx, "PersistentVolumeClaim", claim, &corev1.PersistentVolumeClaim{}, key(*claim.Name), func(o client.Object) (any, error) {
-				return corev1ac.ExtractPersistentVolumeClaim(o.(*corev1.PersistentVolumeClaim), FieldOwner)
-			}); err != nil {
+			if err := r.applyIfChanged(ctx, "PersistentVolumeClaim", claim, &corev1.PersistentVolumeClaim{}, key(*claim.Name), byResourceVersion(func() *string { return claim.ResourceVersion })); err != nil {
 				msg := fmt.Sprintf("PersistentVolumeClaim %s: %v%s", *claim.Name, err, forbiddenHint(err))
 				if apierrors.IsInvalid(err) {
 					msg += " (a claim's storage class cannot change and its size can only grow, if the storage class allows it; " +
@@ -314,14 +302,13 @@ func (r *Reconciler) apply(ctx context.Context, ws *v1alpha1.Workspace) []string
 		dep.Spec.Template.Spec.Containers[0].WithImagePullPolicy(r.DefaultImagePullPolicy)
 	}
 	wg.Go(func() {
-		if err := r.applyDeployment(ctx, dep, key(*dep.Name)); err != nil {
+		// A Deployment's status changes far more often than its spec.
+		if err := r.applyIfChanged(ctx, "Deployment", dep, &appsv1.Deployment{}, key(*dep.Name), byGeneration(func() *int64 { return dep.Generation })); err != nil {
 			fail("Deployment %s: %v%s", *dep.Name, err, forbiddenHint(err))
 		}
 	})
 	wg.Go(func() {
-		if err := r.applyIfChanged(ctx, "Service", svc, &corev1.Service{}, key(*svc.Name), func(o client.Object) (any, error) {
-			return corev1ac.ExtractService(o.(*corev1.Service), FieldOwner)
-		}); err != nil {
+		if err := r.applyIfChanged(ctx, "Service", svc, &corev1.Service{}, key(*svc.Name), byResourceVersion(func() *string { return svc.ResourceVersion })); err != nil {
 			fail("Service %s: %v%s", *svc.Name, err, forbiddenHint(err))
 		}
 	})
@@ -338,63 +325,91 @@ func forbiddenHint(err error) string {
 	return " (a ResourceQuota or policy of the namespace refuses it, or guildnet-apiserver lacks the rules of artifacts/base/rbac-apiserver.yaml)"
 }
 
-// applyIfChanged server-side applies desired unless the cached object
-// already holds exactly what the reconciler last applied (extract returns
-// the fields FieldOwner owns), which saves a request on every status-only
-// wake-up. Force: the reconciler owns these objects.
-func (r *Reconciler) applyIfChanged(ctx context.Context, kind string, desired runtime.ApplyConfiguration, existing client.Object, key types.NamespacedName, extract func(client.Object) (any, error)) error {
-	if err := r.children.Get(ctx, key, existing); err == nil {
-		if owned, err := extract(existing); err == nil && equality.Semantic.DeepEqual(owned, desired) {
-			return nil
-		}
-	} else if !apierrors.IsNotFound(err) {
-		return err
+// childKey names a child object in Reconciler.applied.
+type childKey struct {
+	kind string
+	types.NamespacedName
+}
+
+// appliedChild is what a child was last applied with (a digest of the
+// apply configuration) and its version in the apply's answer.
+type appliedChild struct {
+	config  [sha256.Size]byte
+	version string
+}
+
+// childVersion reads the version of a child that tells whether anybody
+// changed it: from the apply configuration, once the apply's answer is
+// decoded into it, and from the cached object.
+type childVersion struct {
+	applied func() string
+	cached  func(client.Object) string
+}
+
+// byGeneration is the version of objects whose generation counts spec
+// changes (Deployments): status changes, the frequent ones, do not count.
+// applied reads the generation of the apply configuration.
+func byGeneration(applied func() *int64) childVersion {
+	return childVersion{
+		applied: func() string { return strconv.FormatInt(ptr.Deref(applied(), 0), 10) },
+		cached:  func(o client.Object) string { return strconv.FormatInt(o.GetGeneration(), 10) },
 	}
-	ctrl.LoggerFrom(ctx).V(1).Info("Applying", "kind", kind, "name", key.Name)
-	return r.Client.Apply(ctx, desired, client.FieldOwner(FieldOwner), client.ForceOwnership)
 }
 
-// appliedDeployment is what a Deployment was applied with (a digest of the
-// apply configuration) and the generation the apply returned.
-type appliedDeployment struct {
-	config     [sha256.Size]byte
-	generation int64
+// byResourceVersion is the version of objects without a generation
+// (Services, claims): every change counts. applied reads the
+// resourceVersion of the apply configuration.
+func byResourceVersion(applied func() *string) childVersion {
+	return childVersion{
+		applied: func() string { return ptr.Deref(applied(), "") },
+		cached:  func(o client.Object) string { return o.GetResourceVersion() },
+	}
 }
 
-// applyDeployment server-side applies desired unless this process applied
-// the same configuration to the cached Deployment and its spec has not
-// changed since: its generation is still the one that apply returned. The
-// cache keeps no spec (deploymentStatusOnly), so this is how a status-only
-// wake-up is told from a change. A spec change by anybody else (kubectl
-// edit, scale) raises the generation and is undone by the next apply,
-// which forces the reconciler's fields back. After a restart each
-// Deployment is applied once more, which writes nothing if it is as
-// applied.
-func (r *Reconciler) applyDeployment(ctx context.Context, desired *appsv1ac.DeploymentApplyConfiguration, key types.NamespacedName) error {
+// applyIfChanged server-side applies desired (force: the reconciler owns
+// these objects) unless this process applied the same configuration to
+// the cached object and nobody changed it since: its version is still the
+// one the apply returned. That tells a status-only wake-up from a change
+// without keeping the objects' specs or field ownership in the cache. A
+// change by anybody else (kubectl edit, scale) gets a new version and is
+// undone by the next apply, which forces the reconciler's fields back.
+// After a restart each child is applied once more, which writes nothing if
+// it is as applied.
+func (r *Reconciler) applyIfChanged(ctx context.Context, kind string, desired runtime.ApplyConfiguration, cached client.Object, key types.NamespacedName, version childVersion) error {
 	raw, err := json.Marshal(desired)
 	if err != nil {
 		return err
 	}
 	config := sha256.Sum256(raw)
-	var cached appsv1.Deployment
-	switch err := r.children.Get(ctx, key, &cached); {
+	id := childKey{kind, key}
+	switch err := r.children.Get(ctx, key, cached); {
 	case err == nil:
-		if last, ok := r.applied.Load(key); ok && last.(appliedDeployment) == (appliedDeployment{config, cached.Generation}) {
+		if last, ok := r.applied.Load(id); ok && last.(appliedChild) == (appliedChild{config, version.cached(cached)}) {
 			return nil
 		}
 	case !apierrors.IsNotFound(err):
 		return err
 	}
-	ctrl.LoggerFrom(ctx).V(1).Info("Applying", "kind", "Deployment", "name", key.Name)
-	// The answer is decoded into desired: the Deployment as applied.
+	ctrl.LoggerFrom(ctx).V(1).Info("Applying", "kind", kind, "name", key.Name)
+	// The answer is decoded into desired: the object as applied.
 	if err := r.Client.Apply(ctx, desired, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
-		r.applied.Delete(key)
+		r.applied.Delete(id)
 		return err
 	}
-	if desired.Generation != nil {
-		r.applied.Store(key, appliedDeployment{config, *desired.Generation})
-	}
+	r.applied.Store(id, appliedChild{config, version.applied()})
 	return nil
+}
+
+// forget drops what was applied to workspace ws's children: it is gone or
+// going, and a workspace created again under its name starts afresh.
+func (r *Reconciler) forget(ws types.NamespacedName) {
+	for kind, name := range map[string]string{
+		"Deployment":            guildnet.WorkspaceServiceName(ws.Name),
+		"Service":               guildnet.WorkspaceServiceName(ws.Name),
+		"PersistentVolumeClaim": guildnet.WorkspaceHomeClaimName(ws.Name),
+	} {
+		r.applied.Delete(childKey{kind, types.NamespacedName{Namespace: ws.Namespace, Name: name}})
+	}
 }
 
 // ensurePasswordSecret creates the generated password Secret if it does
