@@ -157,6 +157,19 @@ func receive(t *testing.T, w watch.Interface) watch.Event {
 	return watch.Event{}
 }
 
+// expectClosed fails unless w's result channel closes with no more events.
+func expectClosed(t *testing.T, w watch.Interface, when string) {
+	t.Helper()
+	select {
+	case ev, ok := <-w.ResultChan():
+		if ok {
+			t.Fatalf("a %s event %s", ev.Type, when)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the result channel was not closed %s", when)
+	}
+}
+
 // The watch shares each object with the previous version of the same
 // object it delivered, never with another object's or a deleted one's.
 func TestWatchSharesWithThePreviousVersion(t *testing.T) {
@@ -200,14 +213,7 @@ func TestWatchSharesWithThePreviousVersion(t *testing.T) {
 	}
 
 	w.Stop()
-	select {
-	case _, ok := <-w.ResultChan():
-		if ok {
-			t.Fatal("an event after Stop")
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the result channel was not closed after Stop")
-	}
+	expectClosed(t, w, "after Stop")
 	if !inner.IsStopped() {
 		t.Fatal("Stop did not stop the storage's watch")
 	}
@@ -225,14 +231,7 @@ func TestWatchEndsWithTheStoragesWatch(t *testing.T) {
 	if ev := receive(t, w); ev.Type != watch.Error {
 		t.Fatalf("got %s, want ERROR", ev.Type)
 	}
-	select {
-	case _, ok := <-w.ResultChan():
-		if ok {
-			t.Fatal("an event after the storage's watch ended")
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the result channel was not closed")
-	}
+	expectClosed(t, w, "after the storage's watch ended")
 }
 
 // BenchmarkShare is the cost Share adds to each event of the watch cache's
