@@ -434,9 +434,6 @@ func (c *wsrClients) onePod(t *testing.T, name string) *corev1.Pod {
 	return pod
 }
 
-// Status follows the Deployment and pods; suspend scales to zero and keeps
-// the home volume; resume scales back; a pod that cannot pull its image
-// fails the workspace with a reason; deletion removes everything.
 // A change somebody else makes to what the reconciler applied (kubectl
 // edit, scale) is undone: the Deployment is the workspace's spec again.
 func TestWorkspaceDeploymentEditIsUndone(t *testing.T) {
@@ -467,6 +464,51 @@ func TestWorkspaceDeploymentEditIsUndone(t *testing.T) {
 	})
 }
 
+// A Service has no generation: an edit of it is noticed by its
+// resourceVersion, and undone.
+func TestWorkspaceServiceEditIsUndone(t *testing.T) {
+	c := newWSRClients(t, "ws-svc-edit")
+	ctx := context.Background()
+	c.create(t, &v1alpha1.Workspace{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: v1alpha1.WorkspaceSpec{Image: "nginx:1.27"}})
+	service := func(what string, check func(*corev1.Service) error) *corev1.Service {
+		t.Helper()
+		var got *corev1.Service
+		framework.Eventually(t, 30*time.Second, what, func(ctx context.Context) error {
+			s, err := c.kube.CoreV1().Services(c.ns).Get(ctx, "web", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			got = s
+			return check(s)
+		})
+		return got
+	}
+	publishes := func(s *corev1.Service) error {
+		if !s.Spec.PublishNotReadyAddresses {
+			return fmt.Errorf("publishNotReadyAddresses is false, want true")
+		}
+		return nil
+	}
+	service("web's Service is created", publishes)
+
+	edited, err := c.kube.CoreV1().Services(c.ns).Patch(ctx, "web", types.MergePatchType, []byte(`{"spec":{"publishNotReadyAddresses":false}}`), metav1.PatchOptions{FieldManager: "kubectl-edit"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if edited.Spec.PublishNotReadyAddresses {
+		t.Fatal("the edit did not take")
+	}
+	service("the edit of web's Service is undone", func(s *corev1.Service) error {
+		if s.ResourceVersion == edited.ResourceVersion {
+			return fmt.Errorf("still the edited resourceVersion %s", s.ResourceVersion)
+		}
+		return publishes(s)
+	})
+}
+
+// Status follows the Deployment and pods; suspend scales to zero and keeps
+// the home volume; resume scales back; a pod that cannot pull its image
+// fails the workspace with a reason; deletion removes everything.
 func TestWorkspaceLifecycle(t *testing.T) {
 	c := newWSRClients(t, "ws-life")
 	ctx := context.Background()
