@@ -157,12 +157,18 @@ func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, ex
 		})
 		storage["workspaces/log"] = workspace.NewLogREST(ws, wc.Kube)
 	}
-	db, dbStatus, err := database.NewREST(scheme, optsGetter, extra.Reconciling)
+	// A reconciling server gives new Databases and Tables the RethinkDB
+	// finalizer when they are created (see ExtraConfig.Reconciling).
+	var finalizers []string
+	if extra.Reconciling {
+		finalizers = []string{guildnet.RethinkDBFinalizer}
+	}
+	db, dbStatus, err := database.NewREST(scheme, optsGetter, finalizers)
 	if err != nil {
 		return nil, err
 	}
 	storage["databases"], storage["databases/status"] = db, dbStatus
-	tbl, tblStatus, err := table.NewREST(scheme, optsGetter, extra.Reconciling)
+	tbl, tblStatus, err := table.NewREST(scheme, optsGetter, finalizers)
 	if err != nil {
 		return nil, err
 	}

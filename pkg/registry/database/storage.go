@@ -15,14 +15,9 @@ import (
 
 type db = *guildnet.Database
 
-// NewREST returns the storage of databases and databases/status; with
-// finalize, new databases get the RethinkDB finalizer (see
-// apiserver.ExtraConfig.Reconciling).
-func NewREST(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, finalize bool) (*resource.REST, *resource.StatusREST, error) {
-	var finalizers []string
-	if finalize {
-		finalizers = []string{guildnet.RethinkDBFinalizer}
-	}
+// NewREST returns the storage of databases and databases/status; new
+// databases get finalizers.
+func NewREST(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, finalizers []string) (*resource.REST, *resource.StatusREST, error) {
 	return resource.NewStores(scheme, optsGetter, resource.Spec[db]{
 		Resource:   guildnet.Resource("databases"),
 		Singular:   guildnet.Resource("database"),

@@ -15,14 +15,9 @@ import (
 
 type tbl = *guildnet.Table
 
-// NewREST returns the storage of tables and tables/status; with finalize,
-// new tables get the RethinkDB finalizer (see
-// apiserver.ExtraConfig.Reconciling).
-func NewREST(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, finalize bool) (*resource.REST, *resource.StatusREST, error) {
-	var finalizers []string
-	if finalize {
-		finalizers = []string{guildnet.RethinkDBFinalizer}
-	}
+// NewREST returns the storage of tables and tables/status; new tables get
+// finalizers.
+func NewREST(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, finalizers []string) (*resource.REST, *resource.StatusREST, error) {
 	return resource.NewStores(scheme, optsGetter, resource.Spec[tbl]{
 		Resource:   guildnet.Resource("tables"),
 		Singular:   guildnet.Resource("table"),
