@@ -94,6 +94,10 @@ type CompletedConfig struct {
 // GuildNetServer is the running aggregated API server.
 type GuildNetServer struct {
 	GenericAPIServer *genericapiserver.GenericAPIServer
+	// Storage is the REST storage of every v1alpha1 resource and
+	// subresource, keyed by path, as NewStorage returns it: the
+	// reconcilers in this process read through it.
+	Storage map[string]rest.Storage
 }
 
 // Complete fills in defaults.
@@ -124,6 +128,7 @@ func (c CompletedConfig) New() (*GuildNetServer, error) {
 	// types, so the parameter codec must know this scheme.
 	apiGroupInfo := genericapiserver.NewDefaultAPIGroupInfo(guildnet.GroupName, Scheme, runtime.NewParameterCodec(Scheme), Codecs)
 	apiGroupInfo.VersionedResourcesStorageMap[v1alpha1.SchemeGroupVersion.Version] = storage
+	s.Storage = storage
 	apiGroupInfo.NegotiatedSerializer = newServedSerializers(apiGroupInfo.NegotiatedSerializer,
 		&v1alpha1.Workspace{}, &v1alpha1.Database{}, &v1alpha1.Table{})
 	if err := s.GenericAPIServer.InstallAPIGroup(&apiGroupInfo); err != nil {

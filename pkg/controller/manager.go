@@ -93,17 +93,19 @@ func Scheme() *runtime.Scheme {
 }
 
 // NewManager builds a controller-runtime manager on cfg (a client of
-// kube-apiserver) whose guildnet.io requests go to this server over
-// loopback (see routeOwnGroup). Metrics and health probes are off: the API
-// server already serves them.
-func (o *Options) NewManager(cfg, loopback *rest.Config) (ctrl.Manager, error) {
+// kube-apiserver) whose informers of guildnet.io kinds read own, this
+// process's registry (see newInformerFunc), and whose other guildnet.io
+// requests go to this server over loopback (see routeOwnGroup). Metrics
+// and health probes are off: the API server already serves them.
+func (o *Options) NewManager(cfg, loopback *rest.Config, own Registries) (ctrl.Manager, error) {
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = o.KubeAPIQPS, o.KubeAPIBurst
 	if err := routeOwnGroup(cfg, loopback); err != nil {
 		return nil, err
 	}
+	scheme := Scheme()
 	return ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                        Scheme(),
+		Scheme:                        scheme,
 		Metrics:                       metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress:        "0",
 		LeaderElection:                o.LeaderElect,
@@ -115,7 +117,10 @@ func (o *Options) NewManager(cfg, loopback *rest.Config) (ctrl.Manager, error) {
 		// Workspace, Database or Table, and an update that carries no
 		// managedFields keeps the stored ones, so the cache drops them
 		// and holds a thousand objects in less memory.
-		Cache: cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+		Cache: cache.Options{
+			DefaultTransform: cache.TransformStripManagedFields(),
+			NewInformer:      newInformerFunc(scheme, own),
+		},
 	})
 }
 

@@ -72,6 +72,16 @@ func TestDatabasesAndTablesAreReconciled(t *testing.T) {
 		}
 		return nil
 	})
+	// The reconcilers' informer holds the table now, read from the server's
+	// watch cache in process and without its field ownership; what the
+	// watch cache serves still has it.
+	cached, err := gn.Tables(ns).Get(ctx, tbl.Name, metav1.GetOptions{ResourceVersion: "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cached.ManagedFields) == 0 {
+		t.Error("the table served from the watch cache has no managedFields: the reconcilers' informer changed the cached object")
+	}
 
 	db := &v1alpha1.Database{ObjectMeta: metav1.ObjectMeta{Name: "orders"}, Spec: v1alpha1.DatabaseSpec{DeletionPolicy: v1alpha1.DeletionPolicyDelete}}
 	createdDB, err := gn.Databases(ns).Create(ctx, db, metav1.CreateOptions{})
