@@ -61,7 +61,9 @@ func NewStores[T runtime.Object](typer runtime.ObjectTyper, optsGetter generic.R
 		ResetFieldsStrategy:       strategy,
 		TableConvertor:            spec.Table,
 	}
-	if err := store.CompleteWithOptions(&generic.StoreOptions{RESTOptions: optsGetter, AttrFunc: GetAttrs}); err != nil {
+	// The watch cache keeps the attributes of every version it holds; see sharedAttrs.
+	attrs := newSharedAttrs(sharedFieldsPerGeneration)
+	if err := store.CompleteWithOptions(&generic.StoreOptions{RESTOptions: optsGetter, AttrFunc: attrs.GetAttrs}); err != nil {
 		return nil, nil, err
 	}
 	status := NewStatus(strategy)

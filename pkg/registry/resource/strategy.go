@@ -152,7 +152,7 @@ func GetAttrs(obj runtime.Object) (labels.Set, fields.Set, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return labels.Set(m.GetLabels()), fields.Set{"metadata.name": m.GetName(), "metadata.namespace": m.GetNamespace()}, nil
+	return labels.Set(m.GetLabels()), objectFields(m.GetNamespace(), m.GetName()), nil
 }
 
 // MatchAll is the selection predicate for label and field selectors on
