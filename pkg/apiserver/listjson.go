@@ -29,7 +29,8 @@ const defaultItemJSONBytes = 8 << 20
 // walks each object by reflection and re-validates what every Marshaler
 // (times, managedFields) returns. An object's JSON only changes when its
 // resourceVersion does, so the list encoder keeps each item's bytes keyed
-// by UID and resourceVersion, and a LIST of unchanged objects copies bytes.
+// by UID and resourceVersion, and a LIST of objects already listed
+// unchanged copies bytes.
 type servedSerializers struct {
 	runtime.NegotiatedSerializer
 	infos []runtime.SerializerInfo
@@ -156,16 +157,27 @@ func (e *errWriter) field(key, value string) {
 // storage or the watch cache, which nobody mutates, so equal keys mean
 // equal bytes.
 //
-// It is bounded by bytes with two generations: when the current one is
-// full it becomes the previous one and the older is dropped; an entry
-// found in the previous generation moves to the current. Objects that are
-// deleted or no longer listed age out that way, without a sweep.
+// An object's JSON is kept the second time the same version is encoded,
+// not the first: a LIST that is not repeated (an informer's first list, a
+// one-off kubectl get) would otherwise leave its whole response in memory
+// for nothing, while a repeated one (a person or a UI looking again) pays
+// the encoding once more and is then served from the cache. Until then
+// only the key and version are remembered.
+//
+// Both are bounded with two generations: when the current one is full it
+// becomes the previous one and the older is dropped; an entry found in the
+// previous generation moves to the current. Objects that are deleted or no
+// longer listed age out that way, without a sweep.
 type itemJSONCache struct {
 	limit int
 
 	mu        sync.Mutex
 	cur, prev map[itemKey]itemJSON
 	curBytes  int
+	// seen holds the versions encoded once and not kept, up to seenLimit
+	// per generation.
+	seenCur, seenPrev map[itemKey]string
+	seenLimit         int
 }
 
 type itemKey struct {
@@ -179,8 +191,13 @@ type itemJSON struct {
 	json            []byte
 }
 
+// seenBytesPerEntry converts the cache's byte limit to a number of
+// remembered versions: about what an entry costs (key, version, map slot).
+const seenBytesPerEntry = 128
+
 func newItemJSONCache(limit int) *itemJSONCache {
-	return &itemJSONCache{limit: limit, cur: map[itemKey]itemJSON{}}
+	return &itemJSONCache{limit: limit, cur: map[itemKey]itemJSON{}, seenCur: map[itemKey]string{},
+		seenLimit: max(1, limit/seenBytesPerEntry)}
 }
 
 // encode returns obj's JSON as json.Marshal writes it, from the cache when
@@ -216,9 +233,26 @@ func (c *itemJSONCache) encode(obj runtime.Object) ([]byte, error) {
 		return nil, err
 	}
 	c.mu.Lock()
-	c.putLocked(key, itemJSON{resourceVersion: rv, json: b})
+	if c.seenBeforeLocked(key, rv) {
+		c.putLocked(key, itemJSON{resourceVersion: rv, json: b})
+	}
 	c.mu.Unlock()
 	return b, nil
+}
+
+// seenBeforeLocked reports whether this version of the object was encoded
+// before; if not, it remembers that it now was.
+func (c *itemJSONCache) seenBeforeLocked(key itemKey, rv string) bool {
+	if c.seenCur[key] == rv || c.seenPrev[key] == rv {
+		delete(c.seenCur, key)
+		delete(c.seenPrev, key)
+		return true
+	}
+	if _, ok := c.seenCur[key]; !ok && len(c.seenCur) >= c.seenLimit {
+		c.seenPrev, c.seenCur = c.seenCur, make(map[itemKey]string, len(c.seenCur))
+	}
+	c.seenCur[key] = rv
+	return false
 }
 
 func (c *itemJSONCache) putLocked(key itemKey, e itemJSON) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand"
+	"reflect"
 	"testing"
 
 	apifuzzer "k8s.io/apimachinery/pkg/api/apitesting/fuzzer"
@@ -105,6 +106,7 @@ func TestListJSONMatchesTheStandardSerializer(t *testing.T) {
 		for _, list := range []runtime.Object{ws, dbs, tables} {
 			what := fmt.Sprintf("round %d, %T", round, list)
 			compare(what+", first", list)
+			compare(what+", second, kept", list)
 			compare(what+", cached", list)
 		}
 		// A new resourceVersion is new content: the cache must not answer
@@ -113,6 +115,8 @@ func TestListJSONMatchesTheStandardSerializer(t *testing.T) {
 			ws.Items[0].Spec.Image = fmt.Sprintf("changed-%d", round)
 			ws.Items[0].ResourceVersion = "9999"
 			compare(fmt.Sprintf("round %d, after an update", round), ws)
+			compare(fmt.Sprintf("round %d, after an update, kept", round), ws)
+			compare(fmt.Sprintf("round %d, after an update, cached", round), ws)
 		}
 	}
 
@@ -130,8 +134,14 @@ func TestItemJSONCacheIsBounded(t *testing.T) {
 	for i := range 1000 {
 		ws := &v1alpha1.Workspace{}
 		ws.Name, ws.UID, ws.ResourceVersion = fmt.Sprintf("ws-%d", i), types.UID(fmt.Sprint(i)), "1"
-		if _, err := c.encode(ws); err != nil {
-			t.Fatal(err)
+		// Encoded twice, as a repeated LIST does, so that it is kept.
+		for range 2 {
+			if _, err := c.encode(ws); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(c.seenCur)+len(c.seenPrev) > 2*c.seenLimit {
+			t.Fatalf("after %d objects the cache remembers %d versions, more than twice its limit of %d", i+1, len(c.seenCur)+len(c.seenPrev), c.seenLimit)
 		}
 		total := 0
 		for _, gen := range []map[itemKey]itemJSON{c.cur, c.prev} {
@@ -151,5 +161,44 @@ func TestItemJSONCacheIsBounded(t *testing.T) {
 	}
 	if !bytes.Contains(b, []byte(`"resourceVersion":"2"`)) {
 		t.Fatalf("got %s, want the object at resourceVersion 2", b)
+	}
+}
+
+// An item's JSON is kept the second time its version is encoded, not the
+// first: a LIST that is never repeated leaves no JSON behind.
+func TestItemJSONCacheKeepsWhatIsListedAgain(t *testing.T) {
+	c := newItemJSONCache(1 << 20)
+	cached := func(ws *v1alpha1.Workspace) bool {
+		e, ok := c.cur[itemKey{typ: reflect.TypeOf(ws), uid: ws.UID}]
+		return ok && e.resourceVersion == ws.ResourceVersion
+	}
+	encode := func(ws *v1alpha1.Workspace) {
+		t.Helper()
+		b, err := c.encode(ws)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(b, []byte(`"resourceVersion":"`+ws.ResourceVersion+`"`)) {
+			t.Fatalf("got %s, want the object at resourceVersion %s", b, ws.ResourceVersion)
+		}
+	}
+	ws := &v1alpha1.Workspace{}
+	ws.Name, ws.UID, ws.ResourceVersion = "ws", "uid-1", "1"
+	encode(ws)
+	if cached(ws) {
+		t.Fatal("the JSON of an object listed once is kept")
+	}
+	// A new version listed once is not kept either.
+	ws.ResourceVersion = "2"
+	encode(ws)
+	if cached(ws) {
+		t.Fatal("the JSON of version 2, listed once after version 1, is kept")
+	}
+	encode(ws)
+	if !cached(ws) {
+		t.Fatal("the JSON of version 2, listed twice, is not kept")
+	}
+	if len(c.seenCur)+len(c.seenPrev) != 0 {
+		t.Errorf("the cache still remembers %d versions once their JSON is kept", len(c.seenCur)+len(c.seenPrev))
 	}
 }
