@@ -38,10 +38,9 @@ type Registries struct {
 //
 // Over the loopback connection, every object the server already holds
 // decoded in its watch cache was encoded to JSON for each watch event,
-// sent, and decoded again into the informer: a second full copy of each
-// object, and an encoding kept with every event until its watchers have it.
-// In process, a watch event's object is a deep copy that shares its strings
-// with the watch cache (a cached object is immutable, so so are they), and
+// sent, and decoded again into the informer: a second copy of each object,
+// down to every string. In process, a watch event's object is a deep copy
+// whose strings are the watch cache's own (Go strings are immutable), and
 // nothing is encoded. Writes still go over loopback, through admission and
 // server-side apply like anyone's.
 func newInformerFunc(scheme *runtime.Scheme, own Registries) func(toolscache.ListerWatcher, runtime.Object, time.Duration, toolscache.Indexers) toolscache.SharedIndexInformer {
