@@ -19,25 +19,54 @@ import (
 	"github.com/guildnet/guildnet/apis/guildnet/v1alpha1"
 )
 
-// A cached Service keeps its spec and status, which the workspace's status
-// reads, but no field ownership, annotations or owners.
+// A cached claim keeps its spec and status, but no field ownership,
+// annotations or owners.
 func TestMetadataTrimmedKeepsSpecAndStatus(t *testing.T) {
-	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "ws-a", Namespace: "ns", ResourceVersion: "7", Labels: map[string]string{"guildnet.io/workspace": "a"},
+	claim := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: "ws-a-home", Namespace: "ns", ResourceVersion: "7", Labels: map[string]string{"guildnet.io/workspace": "a"},
 			Annotations:     map[string]string{"note": "x"},
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: "guildnet.io/v1alpha1", Kind: "Workspace", Name: "a", UID: "ws-uid"}},
 			ManagedFields:   []metav1.ManagedFieldsEntry{{Manager: FieldOwner, FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{}}`)}}}},
-		Spec:   corev1.ServiceSpec{ClusterIP: "10.96.0.12", Ports: []corev1.ServicePort{{Port: 8080}}},
-		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "192.0.2.1"}}}},
+		Spec:   corev1.PersistentVolumeClaimSpec{VolumeName: "pv-1"},
+		Status: corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimBound},
 	}
-	if _, err := metadataTrimmed(svc); err != nil {
+	if _, err := metadataTrimmed(claim); err != nil {
 		t.Fatal(err)
 	}
-	if svc.ManagedFields != nil || svc.Annotations != nil || svc.OwnerReferences != nil {
-		t.Errorf("cached Service still holds field ownership, annotations or owners: %+v", svc.ObjectMeta)
+	if claim.ManagedFields != nil || claim.Annotations != nil || claim.OwnerReferences != nil {
+		t.Errorf("cached claim still holds field ownership, annotations or owners: %+v", claim.ObjectMeta)
 	}
-	if svc.ResourceVersion != "7" || svc.Labels["guildnet.io/workspace"] != "a" || svc.Spec.ClusterIP != "10.96.0.12" || len(svc.Status.LoadBalancer.Ingress) != 1 {
-		t.Errorf("cached Service lost its resourceVersion, labels, spec or status: %+v", svc)
+	if claim.ResourceVersion != "7" || claim.Labels["guildnet.io/workspace"] != "a" || claim.Spec.VolumeName != "pv-1" || claim.Status.Phase != corev1.ClaimBound {
+		t.Errorf("cached claim lost its resourceVersion, labels, spec or status: %+v", claim)
+	}
+}
+
+// A cached Service keeps what the workspace's status reports (name,
+// namespace, cluster IP) and its resourceVersion, which applyIfChanged
+// reads; nothing else.
+func TestServiceAddressOnlyKeepsWhatStatusAndApplyRead(t *testing.T) {
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "ws-a", Namespace: "ns", ResourceVersion: "7", Labels: map[string]string{"guildnet.io/workspace": "a"},
+			Annotations:   map[string]string{"note": "x"},
+			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: FieldOwner, FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{}}`)}}}},
+		Spec: corev1.ServiceSpec{ClusterIP: "10.96.0.12", ClusterIPs: []string{"10.96.0.12"}, Ports: []corev1.ServicePort{{Port: 8080}},
+			Selector: map[string]string{"guildnet.io/workspace": "a"}},
+		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "192.0.2.1"}}}},
+	}
+	if _, err := serviceAddressOnly(svc); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(svc.Spec, corev1.ServiceSpec{ClusterIP: "10.96.0.12"}) || !reflect.DeepEqual(svc.Status, corev1.ServiceStatus{}) ||
+		svc.ManagedFields != nil || svc.Annotations != nil {
+		t.Errorf("cached Service holds more than its address: %+v", svc)
+	}
+	if svc.Name != "ws-a" || svc.Namespace != "ns" || svc.ResourceVersion != "7" || svc.Labels["guildnet.io/workspace"] != "a" {
+		t.Errorf("cached Service lost its identity, resourceVersion or labels: %+v", svc.ObjectMeta)
+	}
+	var st v1alpha1.Workspace
+	SetStatus(&st, &Observed{Service: svc}, metav1.Now().Time)
+	if st.Status.ServiceIP != "10.96.0.12" || st.Status.ServiceDNS != "ws-a.ns.svc" {
+		t.Errorf("status from the cached Service: IP %q, DNS %q", st.Status.ServiceIP, st.Status.ServiceDNS)
 	}
 }
 
@@ -54,7 +83,7 @@ func TestSecretMetadataOnlyDropsThePassword(t *testing.T) {
 	}
 }
 
-func TestDeploymentStatusOnlyKeepsWhatStatusAndApplyRead(t *testing.T) {
+func TestDeploymentReadyCountOnlyKeepsWhatStatusAndApplyRead(t *testing.T) {
 	replicas := int32(1)
 	d := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "ws-a", Namespace: "ns", Generation: 3, Labels: map[string]string{"guildnet.io/workspace": "a"},
@@ -62,16 +91,17 @@ func TestDeploymentStatusOnlyKeepsWhatStatusAndApplyRead(t *testing.T) {
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: "guildnet.io/v1alpha1", Kind: "Workspace", Name: "a", UID: "ws-uid"}},
 			ManagedFields:   []metav1.ManagedFieldsEntry{{Manager: FieldOwner, FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{}}`)}}}},
 		Spec:   appsv1.DeploymentSpec{Replicas: &replicas, Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "workspace", Image: "nginx"}}}}},
-		Status: appsv1.DeploymentStatus{ReadyReplicas: 1},
+		Status: appsv1.DeploymentStatus{ReadyReplicas: 1, Replicas: 1, ObservedGeneration: 3,
+			Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Message: "Deployment has minimum availability."}}},
 	}
-	if _, err := deploymentStatusOnly(d); err != nil {
+	if _, err := deploymentReadyCountOnly(d); err != nil {
 		t.Fatal(err)
 	}
 	if d.Spec.Replicas != nil || len(d.Spec.Template.Spec.Containers) != 0 || d.ManagedFields != nil || d.Annotations != nil || d.OwnerReferences != nil {
 		t.Errorf("cached Deployment still holds its spec, field ownership, annotations or owners: %+v", d)
 	}
-	if d.Name != "ws-a" || d.Generation != 3 || d.Labels["guildnet.io/workspace"] != "a" || d.Status.ReadyReplicas != 1 {
-		t.Errorf("cached Deployment lost its name, generation, labels or status: %+v", d)
+	if d.Name != "ws-a" || d.Generation != 3 || d.Labels["guildnet.io/workspace"] != "a" || !reflect.DeepEqual(d.Status, appsv1.DeploymentStatus{ReadyReplicas: 1}) {
+		t.Errorf("cached Deployment lost its name, generation or labels, or holds more status than its ready count: %+v", d)
 	}
 }
 

@@ -85,7 +85,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		DefaultLabelSelector: selector,
 		DefaultTransform:     metadataTrimmed,
 		ByObject: map[client.Object]cache.ByObject{
-			&appsv1.Deployment{}: {Label: selector, Transform: deploymentStatusOnly},
+			&appsv1.Deployment{}: {Label: selector, Transform: deploymentReadyCountOnly},
+			&corev1.Service{}:    {Label: selector, Transform: serviceAddressOnly},
 			&corev1.Pod{}:        {Label: selector, Transform: podStatusOnly},
 			&corev1.Secret{}:     {Label: selector, Transform: secretMetadataOnly},
 		},
@@ -119,14 +120,28 @@ func podStatusOnly(obj any) (any, error) {
 	return obj, nil
 }
 
-// deploymentStatusOnly keeps of a cached Deployment its identity, labels,
-// generation and status: the status is what the workspace reports, and
-// applyIfChanged tells a change from a status-only wake-up by the
-// generation, not by the spec, which is most of a Deployment's memory.
-func deploymentStatusOnly(obj any) (any, error) {
+// deploymentReadyCountOnly keeps of a cached Deployment its identity,
+// labels, generation and ready replicas: the count is all of its status the
+// workspace reports, and applyIfChanged tells a change from a status-only
+// wake-up by the generation, not by the spec, which is most of a
+// Deployment's memory.
+func deploymentReadyCountOnly(obj any) (any, error) {
 	if d, ok := obj.(*appsv1.Deployment); ok {
 		dropUnreadMetadata(d)
 		d.Spec = appsv1.DeploymentSpec{}
+		d.Status = appsv1.DeploymentStatus{ReadyReplicas: d.Status.ReadyReplicas}
+	}
+	return obj, nil
+}
+
+// serviceAddressOnly keeps of a cached Service its identity, labels and
+// cluster IP, which the workspace's status reports (with the DNS name made
+// from the identity); applyIfChanged goes by the resourceVersion.
+func serviceAddressOnly(obj any) (any, error) {
+	if s, ok := obj.(*corev1.Service); ok {
+		dropUnreadMetadata(s)
+		s.Spec = corev1.ServiceSpec{ClusterIP: s.Spec.ClusterIP}
+		s.Status = corev1.ServiceStatus{}
 	}
 	return obj, nil
 }
@@ -141,7 +156,7 @@ func dropUnreadMetadata(o metav1.Object) {
 }
 
 // metadataTrimmed is the transform of the children whose spec and status
-// the reconciler keeps whole (Services and claims).
+// the reconciler keeps whole (claims).
 func metadataTrimmed(obj any) (any, error) {
 	if o, ok := obj.(metav1.Object); ok {
 		dropUnreadMetadata(o)
