@@ -109,15 +109,47 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return b.Complete(r)
 }
 
-// podStatusOnly keeps of a cached pod what the status is made of (its
-// identity, labels and status): a thousand workspaces' pods otherwise hold
-// their whole specs and field ownership in this process for nothing.
+// podStatusOnly keeps of a cached pod what the workspace's status is made
+// of: its identity, labels, creation and deletion times, whether it is
+// scheduled, and its containers that wait (with why, their image and how
+// they last ended). A thousand workspaces' pods otherwise hold their whole
+// specs, addresses, field ownership and every container's state in this
+// process for nothing. TestPodStatusOnlyKeepsWhatStatusReads holds
+// podFailure to reading nothing more.
 func podStatusOnly(obj any) (any, error) {
 	if pod, ok := obj.(*corev1.Pod); ok {
 		dropUnreadMetadata(pod)
 		pod.Spec = corev1.PodSpec{}
+		var scheduled []corev1.PodCondition
+		for _, c := range pod.Status.Conditions {
+			if c.Type == corev1.PodScheduled {
+				scheduled = append(scheduled, corev1.PodCondition{Type: c.Type, Status: c.Status, Reason: c.Reason, Message: c.Message})
+			}
+		}
+		pod.Status = corev1.PodStatus{
+			Conditions:            scheduled,
+			InitContainerStatuses: waitingOnly(pod.Status.InitContainerStatuses),
+			ContainerStatuses:     waitingOnly(pod.Status.ContainerStatuses),
+		}
 	}
 	return obj, nil
+}
+
+// waitingOnly keeps, of the containers that wait, what containerFailure
+// reads.
+func waitingOnly(statuses []corev1.ContainerStatus) []corev1.ContainerStatus {
+	var out []corev1.ContainerStatus
+	for _, cs := range statuses {
+		if cs.State.Waiting == nil {
+			continue
+		}
+		kept := corev1.ContainerStatus{Name: cs.Name, Image: cs.Image, State: corev1.ContainerState{Waiting: cs.State.Waiting}}
+		if t := cs.LastTerminationState.Terminated; t != nil {
+			kept.LastTerminationState.Terminated = &corev1.ContainerStateTerminated{ExitCode: t.ExitCode, Reason: t.Reason}
+		}
+		out = append(out, kept)
+	}
+	return out
 }
 
 // deploymentReadyCountOnly keeps of a cached Deployment its identity,

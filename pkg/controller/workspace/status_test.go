@@ -1,6 +1,8 @@
 package workspace
 
 import (
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -154,5 +156,78 @@ func TestHumanDuration(t *testing.T) {
 		if got := HumanDuration(d); got != want {
 			t.Errorf("HumanDuration(%v) = %q, want %q", d, got, want)
 		}
+	}
+}
+
+// The cache's pod transform keeps everything the workspace's status is
+// made of: for pods as a kubelet reports them, in each state the status
+// tells apart, the status from the cached pods is the status from the
+// pods, and the cached pods hold no addresses, other conditions or
+// containers that run.
+func TestPodStatusOnlyKeepsWhatStatusReads(t *testing.T) {
+	created := metav1.NewTime(t0.Add(-time.Hour))
+	running := corev1.ContainerStatus{Name: "sidecar", Image: "sidecar:1", ImageID: "sha256:abc", ContainerID: "containerd://1", Ready: true,
+		State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: created}}}
+	pod := func(name string, age time.Duration, conds []corev1.PodCondition, statuses ...corev1.ContainerStatus) corev1.Pod {
+		return corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "team", CreationTimestamp: metav1.NewTime(t0.Add(-age)),
+				Labels: map[string]string{"guildnet.io/workspace": "ws"}},
+			Spec: corev1.PodSpec{NodeName: "node-1", Containers: []corev1.Container{{Name: "workspace", Image: "nginx"}}},
+			Status: corev1.PodStatus{Phase: corev1.PodPending, HostIP: "192.0.2.1", PodIP: "10.244.0.9", PodIPs: []corev1.PodIP{{IP: "10.244.0.9"}},
+				QOSClass: corev1.PodQOSBurstable, StartTime: &created, Conditions: conds,
+				InitContainerStatuses: []corev1.ContainerStatus{{Name: "init", Image: "init:1",
+					State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed"}}}},
+				ContainerStatuses: append([]corev1.ContainerStatus{running}, statuses...)},
+		}
+	}
+	scheduled := []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: created},
+		{Type: corev1.PodReady, Status: corev1.ConditionFalse, Reason: "ContainersNotReady", Message: "containers with unready status: [workspace]"},
+		{Type: corev1.ContainersReady, Status: corev1.ConditionFalse}, {Type: corev1.PodInitialized, Status: corev1.ConditionTrue}}
+	waiting := func(reason string, last *corev1.ContainerStateTerminated) corev1.ContainerStatus {
+		return corev1.ContainerStatus{Name: "workspace", Image: "nope:1", ImageID: "", RestartCount: 4,
+			State:                corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: "details of " + reason}},
+			LastTerminationState: corev1.ContainerState{Terminated: last}}
+	}
+	crashed := &corev1.ContainerStateTerminated{ExitCode: 3, Reason: "Error", Message: "boom", StartedAt: created, FinishedAt: created, ContainerID: "containerd://2"}
+	cases := map[string][]corev1.Pod{
+		"running":          {pod("a", time.Minute, scheduled)},
+		"image pull":       {pod("a", time.Minute, scheduled, waiting("ImagePullBackOff", nil))},
+		"crash loop":       {pod("a", time.Minute, scheduled, waiting("CrashLoopBackOff", crashed))},
+		"creating":         {pod("a", time.Minute, scheduled, waiting("ContainerCreating", nil))},
+		"config error":     {pod("a", time.Minute, scheduled, waiting("CreateContainerConfigError", nil))},
+		"newest pod fails": {pod("old", time.Hour, scheduled), pod("new", time.Minute, scheduled, waiting("ErrImagePull", nil))},
+		"unschedulable": {pod("a", time.Minute, []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse,
+			Reason: corev1.PodReasonUnschedulable, Message: "0/3 nodes are available: 3 Insufficient cpu.", LastTransitionTime: created}})},
+	}
+	for name, pods := range cases {
+		t.Run(name, func(t *testing.T) {
+			var cached []corev1.Pod
+			for i := range pods {
+				p := pods[i].DeepCopy()
+				if _, err := podStatusOnly(p); err != nil {
+					t.Fatal(err)
+				}
+				if p.Status.PodIP != "" || p.Status.HostIP != "" || p.Status.StartTime != nil || len(p.Spec.Containers) != 0 {
+					t.Errorf("cached pod %s keeps its spec or addresses: %+v", p.Name, p.Status)
+				}
+				for _, c := range p.Status.Conditions {
+					if c.Type != corev1.PodScheduled {
+						t.Errorf("cached pod %s keeps condition %s", p.Name, c.Type)
+					}
+				}
+				for _, cs := range slices.Concat(p.Status.InitContainerStatuses, p.Status.ContainerStatuses) {
+					if cs.State.Waiting == nil || cs.ImageID != "" {
+						t.Errorf("cached pod %s keeps container %s that does not wait, or its image ID: %+v", p.Name, cs.Name, cs)
+					}
+				}
+				cached = append(cached, *p)
+			}
+			want, got := newWorkspace("nginx"), newWorkspace("nginx")
+			SetStatus(want, &Observed{Pods: pods}, t0)
+			SetStatus(got, &Observed{Pods: cached}, t0)
+			if !reflect.DeepEqual(got.Status, want.Status) {
+				t.Errorf("status from the cached pods:\n%+v\nfrom the pods:\n%+v", got.Status, want.Status)
+			}
+		})
 	}
 }
