@@ -12,6 +12,12 @@
 // every string, byte slice, map, slice and pointer that is equal in the
 // version before it.
 //
+// The watch also makes equal managed-field sets of different objects share
+// one copy: objects written by the same clients record the same fields (a
+// thousand Databases created by one script and given status by one
+// reconciler hold a handful of distinct sets between them), and these sets are
+// often the largest part of a small object.
+//
 // Sharing is safe where objects are not changed in place, which is the
 // watch cache's rule: it hands out shallow copies of what it holds (a GET's
 // or LIST's objects share their maps and slices with the cache already) and
@@ -21,10 +27,12 @@ package versionshare
 import (
 	"bytes"
 	"context"
+	"hash/maphash"
 	"reflect"
 	"sync"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/apiserver/pkg/storage"
@@ -153,7 +161,7 @@ func (s sharingStorage) Watch(ctx context.Context, key string, opts storage.List
 // object sharing memory with the previous version of it (by namespace and
 // name) that the watch delivered.
 func Watch(w watch.Interface) watch.Interface {
-	sw := &sharingWatch{inner: w, result: make(chan watch.Event), done: make(chan struct{})}
+	sw := &sharingWatch{inner: w, result: make(chan watch.Event), done: make(chan struct{}), fields: newFieldSets(fieldSetsPerGeneration)}
 	go sw.run()
 	return sw
 }
@@ -163,6 +171,7 @@ type sharingWatch struct {
 	result   chan watch.Event
 	done     chan struct{}
 	stopOnce sync.Once
+	fields   *fieldSets // only used by run
 }
 
 type objectKey struct{ namespace, name string }
@@ -195,6 +204,9 @@ func (w *sharingWatch) run() {
 		case watch.Added, watch.Modified:
 			if obj := unwrap(ev.Object); obj != nil {
 				if m, err := meta.Accessor(obj); err == nil {
+					// Before Share: obj is still this watch's alone, and
+					// what Share compares then holds the shared sets.
+					w.fields.share(m)
 					k := objectKey{m.GetNamespace(), m.GetName()}
 					if prev, found := latest[k]; found {
 						Share(prev, obj)
@@ -224,4 +236,52 @@ func unwrap(obj runtime.Object) runtime.Object {
 		return u.Unwrap()
 	}
 	return obj
+}
+
+// fieldSetsPerGeneration bounds one generation of a watch's managed-field
+// sets; two are kept.
+const fieldSetsPerGeneration = 1024
+
+// fieldSets maps the content of managed-field sets a watch delivered to one
+// copy of each, by hash. The table holds pointers to sets that objects hold
+// anyway, plus a hash each; it keeps two generations, so sets no object
+// uses any more are dropped once newer ones fill a generation.
+type fieldSets struct {
+	seed      maphash.Seed
+	limit     int
+	cur, prev map[uint64]*metav1.FieldsV1
+}
+
+func newFieldSets(limit int) *fieldSets {
+	return &fieldSets{seed: maphash.MakeSeed(), limit: limit, cur: map[uint64]*metav1.FieldsV1{}}
+}
+
+// share points each of m's managed-field entries at the copy of its set
+// seen first, where the content is equal.
+func (f *fieldSets) share(m metav1.Object) {
+	entries := m.GetManagedFields()
+	for i := range entries {
+		set := entries[i].FieldsV1
+		if set == nil {
+			continue
+		}
+		h := maphash.Bytes(f.seed, set.Raw)
+		known, ok := f.cur[h]
+		if !ok {
+			if known, ok = f.prev[h]; !ok {
+				known = set
+			}
+			f.put(h, known)
+		}
+		if known != set && bytes.Equal(known.Raw, set.Raw) {
+			entries[i].FieldsV1 = known
+		}
+	}
+}
+
+func (f *fieldSets) put(h uint64, set *metav1.FieldsV1) {
+	if len(f.cur) >= f.limit {
+		f.prev, f.cur = f.cur, make(map[uint64]*metav1.FieldsV1, len(f.cur))
+	}
+	f.cur[h] = set
 }

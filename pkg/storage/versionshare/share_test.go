@@ -219,6 +219,67 @@ func TestWatchSharesWithThePreviousVersion(t *testing.T) {
 	}
 }
 
+// Different objects whose managed fields record the same set share one
+// copy of it; sets that differ stay apart, and no object's value changes.
+func TestWatchSharesEqualFieldSetsAcrossObjects(t *testing.T) {
+	inner := watch.NewFake()
+	w := Watch(inner)
+	defer w.Stop()
+
+	a := decoded(t, database())
+	b := decoded(t, database())
+	b.Name = "invoices"
+	c := decoded(t, database())
+	c.Name = "users"
+	c.ManagedFields[0].FieldsV1 = &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:deletionPolicy":{},"f:extra":{}}}`)}
+	want := []*guildnet.Database{a.DeepCopy(), b.DeepCopy(), c.DeepCopy()}
+	setOf := func(db *guildnet.Database) *metav1.FieldsV1 { return db.ManagedFields[0].FieldsV1 }
+	if setOf(a) == setOf(b) {
+		t.Fatal("the fixture's objects share a set before the watch")
+	}
+
+	for _, db := range []*guildnet.Database{a, b, c} {
+		go inner.Add(db)
+		receive(t, w)
+	}
+	if setOf(b) != setOf(a) {
+		t.Error("two objects with equal managed fields hold two copies of the set")
+	}
+	if setOf(c) == setOf(a) {
+		t.Error("an object with other managed fields was given another object's set")
+	}
+	for i, db := range []*guildnet.Database{a, b, c} {
+		if !reflect.DeepEqual(db, want[i]) {
+			t.Errorf("object %s changed: got %+v, want %+v", db.Name, db, want[i])
+		}
+	}
+}
+
+// The table of sets keeps two generations: a set seen in the last one is
+// still shared, and the table never holds more than twice its limit.
+func TestFieldSetsGenerations(t *testing.T) {
+	f := newFieldSets(2)
+	entry := func(raw string) metav1.Object {
+		return &metav1.ObjectMeta{ManagedFields: []metav1.ManagedFieldsEntry{{FieldsV1: &metav1.FieldsV1{Raw: []byte(raw)}}}}
+	}
+	first := entry(`{"f:a":{}}`)
+	f.share(first)
+	for _, raw := range []string{`{"f:b":{}}`, `{"f:c":{}}`} {
+		f.share(entry(raw))
+	}
+	again := entry(`{"f:a":{}}`)
+	f.share(again)
+	if again.GetManagedFields()[0].FieldsV1 != first.GetManagedFields()[0].FieldsV1 {
+		t.Error("a set from the previous generation was not shared")
+	}
+	for _, raw := range []string{`{"f:d":{}}`, `{"f:e":{}}`, `{"f:f":{}}`, `{"f:g":{}}`} {
+		f.share(entry(raw))
+	}
+	if n := len(f.cur) + len(f.prev); n > 4 {
+		t.Errorf("the table holds %d sets, want at most two generations of 2", n)
+	}
+}
+
 // When the storage's watch ends (an error, a closed connection), so does
 // the shared one, after delivering what came before.
 func TestWatchEndsWithTheStoragesWatch(t *testing.T) {
