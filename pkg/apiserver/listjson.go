@@ -11,6 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/guildnet/guildnet/pkg/boundedmap"
 )
 
 // defaultItemJSONBytes bounds one generation of the item JSON cache. Two
@@ -164,20 +166,13 @@ func (e *errWriter) field(key, value string) {
 // the encoding once more and is then served from the cache. Until then
 // only the key and version are remembered.
 //
-// Both are bounded with two generations: when the current one is full it
-// becomes the previous one and the older is dropped; an entry found in the
-// previous generation moves to the current. Objects that are deleted or no
-// longer listed age out that way, without a sweep.
+// Both are bounded by pkg/boundedmap's two generations, so objects that are
+// deleted or no longer listed age out without a sweep.
 type itemJSONCache struct {
-	limit int
-
-	mu        sync.Mutex
-	cur, prev map[itemKey]itemJSON
-	curBytes  int
-	// seen holds the versions encoded once and not kept, up to seenLimit
-	// per generation.
-	seenCur, seenPrev map[itemKey]string
-	seenLimit         int
+	mu    sync.Mutex
+	items *boundedmap.Map[itemKey, itemJSON] // up to limit bytes of JSON a generation
+	// seen holds the versions encoded once and not kept.
+	seen *boundedmap.Map[itemKey, string]
 }
 
 type itemKey struct {
@@ -196,8 +191,10 @@ type itemJSON struct {
 const seenBytesPerEntry = 128
 
 func newItemJSONCache(limit int) *itemJSONCache {
-	return &itemJSONCache{limit: limit, cur: map[itemKey]itemJSON{}, seenCur: map[itemKey]string{},
-		seenLimit: max(1, limit/seenBytesPerEntry)}
+	return &itemJSONCache{
+		items: boundedmap.New[itemKey](limit, func(e itemJSON) int { return len(e.json) }),
+		seen:  boundedmap.New[itemKey, string](max(1, limit/seenBytesPerEntry), nil),
+	}
 }
 
 // encode returns obj's JSON as json.Marshal writes it, from the cache when
@@ -217,12 +214,7 @@ func (c *itemJSONCache) encode(obj runtime.Object) ([]byte, error) {
 	key := itemKey{typ: reflect.TypeOf(obj), apiVersion: gvk.GroupVersion().String(), kind: gvk.Kind, uid: uid}
 
 	c.mu.Lock()
-	e, ok := c.cur[key]
-	if !ok {
-		if e, ok = c.prev[key]; ok && e.resourceVersion == rv {
-			c.putLocked(key, e)
-		}
-	}
+	e, ok := c.items.Get(key)
 	c.mu.Unlock()
 	if ok && e.resourceVersion == rv {
 		return e.json, nil
@@ -234,7 +226,7 @@ func (c *itemJSONCache) encode(obj runtime.Object) ([]byte, error) {
 	}
 	c.mu.Lock()
 	if c.seenBeforeLocked(key, rv) {
-		c.putLocked(key, itemJSON{resourceVersion: rv, json: b})
+		c.items.Put(key, itemJSON{resourceVersion: rv, json: b})
 	}
 	c.mu.Unlock()
 	return b, nil
@@ -243,25 +235,10 @@ func (c *itemJSONCache) encode(obj runtime.Object) ([]byte, error) {
 // seenBeforeLocked reports whether this version of the object was encoded
 // before; if not, it remembers that it now was.
 func (c *itemJSONCache) seenBeforeLocked(key itemKey, rv string) bool {
-	if c.seenCur[key] == rv || c.seenPrev[key] == rv {
-		delete(c.seenCur, key)
-		delete(c.seenPrev, key)
+	if seen, ok := c.seen.Get(key); ok && seen == rv {
+		c.seen.Delete(key)
 		return true
 	}
-	if _, ok := c.seenCur[key]; !ok && len(c.seenCur) >= c.seenLimit {
-		c.seenPrev, c.seenCur = c.seenCur, make(map[itemKey]string, len(c.seenCur))
-	}
-	c.seenCur[key] = rv
+	c.seen.Put(key, rv)
 	return false
-}
-
-func (c *itemJSONCache) putLocked(key itemKey, e itemJSON) {
-	if old, ok := c.cur[key]; ok {
-		c.curBytes -= len(old.json)
-	}
-	if c.curBytes+len(e.json) > c.limit {
-		c.prev, c.cur, c.curBytes = c.cur, map[itemKey]itemJSON{}, 0
-	}
-	c.cur[key] = e
-	c.curBytes += len(e.json)
 }

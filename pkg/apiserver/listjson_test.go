@@ -130,7 +130,9 @@ func TestListJSONMatchesTheStandardSerializer(t *testing.T) {
 // The cache stays within two generations of its byte limit, and an object
 // read again after its generation turned over is still served right.
 func TestItemJSONCacheIsBounded(t *testing.T) {
-	c := newItemJSONCache(4 << 10)
+	const limit = 4 << 10
+	seenLimit := limit / seenBytesPerEntry
+	c := newItemJSONCache(limit)
 	for i := range 1000 {
 		ws := &v1alpha1.Workspace{}
 		ws.Name, ws.UID, ws.ResourceVersion = fmt.Sprintf("ws-%d", i), types.UID(fmt.Sprint(i)), "1"
@@ -140,17 +142,11 @@ func TestItemJSONCacheIsBounded(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if len(c.seenCur)+len(c.seenPrev) > 2*c.seenLimit {
-			t.Fatalf("after %d objects the cache remembers %d versions, more than twice its limit of %d", i+1, len(c.seenCur)+len(c.seenPrev), c.seenLimit)
+		if n := c.seen.Len(); n > 2*seenLimit {
+			t.Fatalf("after %d objects the cache remembers %d versions, more than twice its limit of %d", i+1, n, seenLimit)
 		}
-		total := 0
-		for _, gen := range []map[itemKey]itemJSON{c.cur, c.prev} {
-			for _, e := range gen {
-				total += len(e.json)
-			}
-		}
-		if total > 2*c.limit {
-			t.Fatalf("after %d objects the cache holds %d bytes, more than twice its limit of %d", i+1, total, c.limit)
+		if total := c.items.Weight(); total > 2*limit {
+			t.Fatalf("after %d objects the cache holds %d bytes, more than twice its limit of %d", i+1, total, limit)
 		}
 	}
 	ws := &v1alpha1.Workspace{}
@@ -169,7 +165,7 @@ func TestItemJSONCacheIsBounded(t *testing.T) {
 func TestItemJSONCacheKeepsWhatIsListedAgain(t *testing.T) {
 	c := newItemJSONCache(1 << 20)
 	cached := func(ws *v1alpha1.Workspace) bool {
-		e, ok := c.cur[itemKey{typ: reflect.TypeOf(ws), uid: ws.UID}]
+		e, ok := c.items.Get(itemKey{typ: reflect.TypeOf(ws), uid: ws.UID})
 		return ok && e.resourceVersion == ws.ResourceVersion
 	}
 	encode := func(ws *v1alpha1.Workspace) {
@@ -198,7 +194,7 @@ func TestItemJSONCacheKeepsWhatIsListedAgain(t *testing.T) {
 	if !cached(ws) {
 		t.Fatal("the JSON of version 2, listed twice, is not kept")
 	}
-	if len(c.seenCur)+len(c.seenPrev) != 0 {
-		t.Errorf("the cache still remembers %d versions once their JSON is kept", len(c.seenCur)+len(c.seenPrev))
+	if n := c.seen.Len(); n != 0 {
+		t.Errorf("the cache still remembers %d versions once their JSON is kept", n)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/guildnet/guildnet/pkg/boundedmap"
 )
 
 // sharedFieldsPerGeneration bounds one generation of sharedAttrs' table.
@@ -25,20 +27,17 @@ const sharedFieldsPerGeneration = 8192
 // its versions. Labels need nothing: they are the object's own map, which
 // pkg/storage/versionshare already shares between versions.
 //
-// The table keeps two generations, like the item JSON cache: when the
-// current one is full it becomes the previous, and the older one is
-// dropped, so the sets of deleted objects go without a sweep.
+// The table is a pkg/boundedmap, so the sets of deleted objects go without
+// a sweep.
 type sharedAttrs struct {
-	limit int
-
-	mu        sync.Mutex
-	cur, prev map[objectName]fields.Set
+	mu     sync.Mutex
+	fields *boundedmap.Map[objectName, fields.Set]
 }
 
 type objectName struct{ namespace, name string }
 
 func newSharedAttrs(limit int) *sharedAttrs {
-	return &sharedAttrs{limit: limit, cur: map[objectName]fields.Set{}}
+	return &sharedAttrs{fields: boundedmap.New[objectName, fields.Set](limit, nil)}
 }
 
 // GetAttrs returns obj's labels and its shared fields.
@@ -47,24 +46,18 @@ func (a *sharedAttrs) GetAttrs(obj runtime.Object) (labels.Set, fields.Set, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	return labels.Set(m.GetLabels()), a.fields(m.GetNamespace(), m.GetName()), nil
+	return labels.Set(m.GetLabels()), a.fieldsOf(m.GetNamespace(), m.GetName()), nil
 }
 
-func (a *sharedAttrs) fields(namespace, name string) fields.Set {
+func (a *sharedAttrs) fieldsOf(namespace, name string) fields.Set {
 	key := objectName{namespace, name}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if f, ok := a.cur[key]; ok {
-		return f
-	}
-	f, ok := a.prev[key]
+	f, ok := a.fields.Get(key)
 	if !ok {
 		f = objectFields(namespace, name)
+		a.fields.Put(key, f)
 	}
-	if len(a.cur) >= a.limit {
-		a.prev, a.cur = a.cur, make(map[objectName]fields.Set, len(a.cur))
-	}
-	a.cur[key] = f
 	return f
 }
 

@@ -77,8 +77,8 @@ func TestSharedAttrsGenerations(t *testing.T) {
 	for i := 5; i < 12; i++ {
 		get(fmt.Sprint("obj-", i))
 	}
-	if len(a.cur)+len(a.prev) > 8 {
-		t.Errorf("the table holds %d sets, want at most two generations of 4", len(a.cur)+len(a.prev))
+	if n := a.fields.Len(); n > 8 {
+		t.Errorf("the table holds %d sets, want at most two generations of 4", n)
 	}
 	if sameMap(get("obj-1"), first) {
 		t.Error("two objects share a field set")

@@ -36,6 +36,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/apiserver/pkg/storage"
+
+	"github.com/guildnet/guildnet/pkg/boundedmap"
 )
 
 // maxDepth bounds the walk; API objects are trees a few levels deep, so it
@@ -243,17 +245,16 @@ func unwrap(obj runtime.Object) runtime.Object {
 const fieldSetsPerGeneration = 1024
 
 // fieldSets maps the content of managed-field sets a watch delivered to one
-// copy of each, by hash. The table holds pointers to sets that objects hold
-// anyway, plus a hash each; it keeps two generations, so sets no object
-// uses any more are dropped once newer ones fill a generation.
+// copy of each, by hash. The table (a pkg/boundedmap) holds pointers to
+// sets that objects hold anyway, plus a hash each, and drops sets no
+// object uses any more once newer ones fill a generation.
 type fieldSets struct {
-	seed      maphash.Seed
-	limit     int
-	cur, prev map[uint64]*metav1.FieldsV1
+	seed maphash.Seed
+	sets *boundedmap.Map[uint64, *metav1.FieldsV1]
 }
 
 func newFieldSets(limit int) *fieldSets {
-	return &fieldSets{seed: maphash.MakeSeed(), limit: limit, cur: map[uint64]*metav1.FieldsV1{}}
+	return &fieldSets{seed: maphash.MakeSeed(), sets: boundedmap.New[uint64, *metav1.FieldsV1](limit, nil)}
 }
 
 // share points each of m's managed-field entries at the copy of its set
@@ -266,22 +267,13 @@ func (f *fieldSets) share(m metav1.Object) {
 			continue
 		}
 		h := maphash.Bytes(f.seed, set.Raw)
-		known, ok := f.cur[h]
+		known, ok := f.sets.Get(h)
 		if !ok {
-			if known, ok = f.prev[h]; !ok {
-				known = set
-			}
-			f.put(h, known)
+			f.sets.Put(h, set)
+			continue
 		}
 		if known != set && bytes.Equal(known.Raw, set.Raw) {
 			entries[i].FieldsV1 = known
 		}
 	}
-}
-
-func (f *fieldSets) put(h uint64, set *metav1.FieldsV1) {
-	if len(f.cur) >= f.limit {
-		f.prev, f.cur = f.cur, make(map[uint64]*metav1.FieldsV1, len(f.cur))
-	}
-	f.cur[h] = set
 }
