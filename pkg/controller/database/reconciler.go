@@ -68,16 +68,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	db.Status.RethinkDBName = name
 	var result ctrl.Result
 	var reconcileErr error
-	if err := rethinkops.EnsureDatabase(ctx, sess, name); err != nil {
+	if tables, err := rethinkops.EnsureDatabase(ctx, sess, name); err != nil {
 		reconcileErr = r.RethinkDB.WrapError(err)
 		controller.SetReady(&db.Status.Conditions, db.Generation, false, controller.ReasonRethinkDBError,
 			fmt.Sprintf("cannot create RethinkDB database %s: %v", name, reconcileErr))
-	} else if tables, err := rethinkops.ListTables(ctx, sess, name); err != nil {
-		reconcileErr = r.RethinkDB.WrapError(err)
-		controller.SetReady(&db.Status.Conditions, db.Generation, false, controller.ReasonRethinkDBError,
-			fmt.Sprintf("cannot list the tables of RethinkDB database %s: %v", name, reconcileErr))
 	} else {
-		db.Status.Tables = int32(len(tables))
+		db.Status.Tables = int32(tables)
 		controller.SetReady(&db.Status.Conditions, db.Generation, true, controller.ReasonCreated,
 			fmt.Sprintf("RethinkDB database %s exists", name))
 		result.RequeueAfter = controller.ResyncAfter(r.Resync)

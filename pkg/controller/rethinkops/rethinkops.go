@@ -20,29 +20,29 @@ type Index struct {
 	Multi  bool
 }
 
-// EnsureDatabase creates the database unless it exists.
-func EnsureDatabase(ctx context.Context, s *r.Session, db string) error {
-	var names []string
-	if err := r.DBList().ReadAll(&names, s, runOpts(ctx)); err != nil {
-		return err
+// EnsureDatabase creates the database unless it exists and returns how
+// many tables it has. A resync of an existing database is one query.
+func EnsureDatabase(ctx context.Context, s *r.Session, db string) (tables int, err error) {
+	if err := r.DB(db).TableList().Count().ReadOne(&tables, s, runOpts(ctx)); err == nil {
+		return tables, nil
 	}
-	if slices.Contains(names, db) {
-		return nil
+	// Most often the database does not exist yet; if RethinkDB is
+	// unreachable instead, creating fails with that error.
+	_, err = r.DBCreate(db).RunWrite(s, runOpts(ctx))
+	if err != nil && !strings.Contains(err.Error(), "already exists") { // another replica may have been faster
+		return 0, err
 	}
-	_, err := r.DBCreate(db).RunWrite(s, runOpts(ctx))
-	if err != nil && strings.Contains(err.Error(), "already exists") {
-		return nil // another replica was faster
-	}
-	return err
+	err = r.DB(db).TableList().Count().ReadOne(&tables, s, runOpts(ctx))
+	return tables, err
 }
 
-// DatabaseExists reports whether db exists.
+// DatabaseExists reports whether db exists. RethinkDB answers it: the
+// reconcilers ask for every database each resync, and reading the whole
+// list each time would cost O(databases) per database.
 func DatabaseExists(ctx context.Context, s *r.Session, db string) (bool, error) {
-	var names []string
-	if err := r.DBList().ReadAll(&names, s, runOpts(ctx)); err != nil {
-		return false, err
-	}
-	return slices.Contains(names, db), nil
+	var exists bool
+	err := r.DBList().Contains(db).ReadOne(&exists, s, runOpts(ctx))
+	return exists, err
 }
 
 // ListTables returns the tables of db.
@@ -73,73 +73,79 @@ func (e *PrimaryKeyMismatchError) Error() string {
 }
 
 // EnsureTable creates the table unless it exists, checks an existing table's
-// primary key, and creates missing secondary indexes. Indexes not in the
-// list are left alone: they may be someone's, and dropping them is not ours
-// to decide.
-func EnsureTable(ctx context.Context, s *r.Session, db, table, primaryKey, durability string, indexes []Index) error {
-	tables, err := ListTables(ctx, s, db)
+// primary key, creates missing secondary indexes and returns the table's
+// number of rows. Indexes not in the list are left alone: they may be
+// someone's, and dropping them is not ours to decide. When all is in place,
+// as on every resync, it is one query.
+func EnsureTable(ctx context.Context, s *r.Session, db, table, primaryKey, durability string, indexes []Index) (rows int64, err error) {
+	st, err := readTable(ctx, s, db, table)
 	if err != nil {
-		return err
-	}
-	if !slices.Contains(tables, table) {
+		// Most often the table does not exist yet; if the database is
+		// missing or RethinkDB is unreachable, creating fails with that.
 		_, err := r.DB(db).TableCreate(table, r.TableCreateOpts{PrimaryKey: primaryKey, Durability: durability}).RunWrite(s, runOpts(ctx))
 		if err != nil && !strings.Contains(err.Error(), "already exists") {
-			return err
+			return 0, err
+		}
+		if st, err = readTable(ctx, s, db, table); err != nil {
+			return 0, err
 		}
 	}
-	var info struct {
-		PrimaryKey string `rethinkdb:"primary_key"`
-	}
-	if err := r.DB(db).Table(table).Info().ReadOne(&info, s, runOpts(ctx)); err != nil {
-		return err
-	}
-	if info.PrimaryKey != primaryKey {
-		return &PrimaryKeyMismatchError{Table: db + "." + table, Want: primaryKey, Have: info.PrimaryKey}
-	}
-	var existing []string
-	if err := r.DB(db).Table(table).IndexList().ReadAll(&existing, s, runOpts(ctx)); err != nil {
-		return err
+	if st.Info.PrimaryKey != primaryKey {
+		return 0, &PrimaryKeyMismatchError{Table: db + "." + table, Want: primaryKey, Have: st.Info.PrimaryKey}
 	}
 	var created []any
 	for _, idx := range indexes {
-		if slices.Contains(existing, idx.Name) {
+		if slices.Contains(st.Info.Indexes, idx.Name) {
 			continue
 		}
-		fields := idx.Fields
-		if len(fields) == 0 {
-			fields = []string{idx.Name}
-		}
-		var term r.Term
-		opts := r.IndexCreateOpts{Multi: idx.Multi}
-		if len(fields) == 1 {
-			term = r.DB(db).Table(table).IndexCreateFunc(idx.Name, func(row r.Term) any { return row.Field(fields[0]) }, opts)
-		} else {
-			term = r.DB(db).Table(table).IndexCreateFunc(idx.Name, func(row r.Term) any {
-				parts := make([]any, len(fields))
-				for i, f := range fields {
-					parts[i] = row.Field(f)
-				}
-				return parts
-			}, opts)
-		}
-		if _, err := term.RunWrite(s, runOpts(ctx)); err != nil && !strings.Contains(err.Error(), "already exists") {
-			return fmt.Errorf("creating index %s on %s.%s: %w", idx.Name, db, table, err)
+		if err := createIndex(ctx, s, db, table, idx); err != nil {
+			return 0, err
 		}
 		created = append(created, idx.Name)
 	}
 	if len(created) > 0 {
 		if _, err := r.DB(db).Table(table).IndexWait(created...).Run(s, runOpts(ctx)); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return nil
+	return st.Rows, nil
 }
 
-// CountRows returns the number of rows in a table.
-func CountRows(ctx context.Context, s *r.Session, db, table string) (int64, error) {
-	var n int64
-	err := r.DB(db).Table(table).Count().ReadOne(&n, s, runOpts(ctx))
-	return n, err
+// tableState is what EnsureTable reads of an existing table, in one query.
+type tableState struct {
+	Info struct {
+		PrimaryKey string   `rethinkdb:"primary_key"`
+		Indexes    []string `rethinkdb:"indexes"`
+	} `rethinkdb:"info"`
+	Rows int64 `rethinkdb:"rows"`
+}
+
+func readTable(ctx context.Context, s *r.Session, db, table string) (tableState, error) {
+	var st tableState
+	t := r.DB(db).Table(table)
+	err := r.Expr(map[string]any{"info": t.Info(), "rows": t.Count()}).ReadOne(&st, s, runOpts(ctx))
+	return st, err
+}
+
+func createIndex(ctx context.Context, s *r.Session, db, table string, idx Index) error {
+	fields := idx.Fields
+	if len(fields) == 0 {
+		fields = []string{idx.Name}
+	}
+	term := r.DB(db).Table(table).IndexCreateFunc(idx.Name, func(row r.Term) any {
+		if len(fields) == 1 {
+			return row.Field(fields[0])
+		}
+		parts := make([]any, len(fields))
+		for i, f := range fields {
+			parts[i] = row.Field(f)
+		}
+		return parts
+	}, r.IndexCreateOpts{Multi: idx.Multi})
+	if _, err := term.RunWrite(s, runOpts(ctx)); err != nil && !strings.Contains(err.Error(), "already exists") {
+		return fmt.Errorf("creating index %s on %s.%s: %w", idx.Name, db, table, err)
+	}
+	return nil
 }
 
 // DropTable drops a table; a missing table or database is not an error.

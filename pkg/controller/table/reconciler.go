@@ -130,7 +130,7 @@ func (r *Reconciler) ensure(ctx context.Context, t *v1alpha1.Table, dbName, rdb,
 		indexes = append(indexes, rethinkops.Index{Name: idx.Name, Fields: idx.Fields, Multi: idx.Multi})
 	}
 	sess := r.RethinkDB.Session()
-	err := rethinkops.EnsureTable(ctx, sess, rdb, rtable, t.Spec.PrimaryKey, string(t.Spec.Durability), indexes)
+	rows, err := rethinkops.EnsureTable(ctx, sess, rdb, rtable, t.Spec.PrimaryKey, string(t.Spec.Durability), indexes)
 	if mismatch, ok := err.(*rethinkops.PrimaryKeyMismatchError); ok {
 		controller.SetReady(&t.Status.Conditions, t.Generation, false, controller.ReasonPrimaryKeyMismatch, mismatch.Error())
 		return ctrl.Result{}, nil
@@ -141,9 +141,7 @@ func (r *Reconciler) ensure(ctx context.Context, t *v1alpha1.Table, dbName, rdb,
 			fmt.Sprintf("cannot create RethinkDB table %s.%s: %v", rdb, rtable, err))
 		return ctrl.Result{}, err
 	}
-	if n, err := rethinkops.CountRows(ctx, sess, rdb, rtable); err == nil {
-		t.Status.ApproximateRows = n
-	}
+	t.Status.ApproximateRows = rows
 	controller.SetReady(&t.Status.Conditions, t.Generation, true, controller.ReasonCreated,
 		fmt.Sprintf("RethinkDB table %s.%s exists", rdb, rtable))
 	return ctrl.Result{RequeueAfter: controller.ResyncAfter(r.Resync)}, nil
