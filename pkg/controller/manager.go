@@ -100,6 +100,10 @@ func Scheme() *runtime.Scheme {
 func (o *Options) NewManager(cfg, loopback *rest.Config, own Registries) (ctrl.Manager, error) {
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = o.KubeAPIQPS, o.KubeAPIBurst
+	// kube-apiserver is in the same cluster: gzip would cost CPU on both
+	// ends and a decompressor per watch here, to save bandwidth nobody
+	// is short of.
+	cfg.DisableCompression = true
 	if err := routeOwnGroup(cfg, loopback); err != nil {
 		return nil, err
 	}
