@@ -11,6 +11,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/apiserver/pkg/apis/example"
 	"k8s.io/apiserver/pkg/storage"
@@ -304,4 +305,53 @@ func TestCommittedClaimIsApplied(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A replica learns of another's writes from the log's changefeed, not only
+// by polling: with polling an hour away, a write on the other replica still
+// reaches its watcher, and still does after compaction has deleted log rows
+// (deletions are not inserts the feed passes on).
+func TestChangefeedWakesTheOtherReplica(t *testing.T) {
+	o := testOptions
+	o.PollInterval = time.Hour
+	c1 := testClient(t)
+	ctx, s1 := testSetupWith(t, c1, o)
+	_, s2 := testSetupWith(t, replicaClient(t, c1), o)
+
+	w, err := s1.Watch(ctx, "/pods/", storage.ListOptions{ResourceVersion: "0", Predicate: storage.Everything, Recursive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	expect := func(name string) {
+		t.Helper()
+		timeout := time.After(wait.ForeverTestTimeout)
+		for {
+			select {
+			case ev := <-w.ResultChan():
+				if p, ok := ev.Object.(*example.Pod); ok && p.Name == name {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("the watcher on one replica did not see pod %s written on the other", name)
+			}
+		}
+	}
+
+	created := &example.Pod{}
+	if err := s2.Create(ctx, "/pods/ns/a", &example.Pod{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "ns"}}, created, 0); err != nil {
+		t.Fatal(err)
+	}
+	expect("a")
+	rv, err := s2.versioner.ParseResourceVersion(created.ResourceVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.b.compact(ctx, int64(rv)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Create(ctx, "/pods/ns/b", &example.Pod{ObjectMeta: metav1.ObjectMeta{Name: "b", Namespace: "ns"}}, &example.Pod{}, 0); err != nil {
+		t.Fatal(err)
+	}
+	expect("b")
 }

@@ -266,13 +266,18 @@ func (b *backend) followFeed(ctx context.Context) error {
 		return err
 	}
 	defer sess.Close()
-	cur, err := b.log.Changes().Run(sess, r.RunOpts{Context: ctx})
+	// Log rows are only inserted, and later deleted by compaction. Only
+	// inserts wake the tailer, and only their revision comes over the
+	// wire: a deletion's change would carry the whole old row (its value
+	// and previous value) to be decoded and dropped here.
+	inserted := func(c r.Term) r.Term { return c.Field("old_val").Eq(nil) }
+	cur, err := b.log.Changes().Filter(inserted).Field("new_val").Field("id").Run(sess, r.RunOpts{Context: ctx})
 	if err != nil {
 		return err
 	}
 	defer cur.Close()
-	var change any
-	for cur.Next(&change) {
+	var rev int64
+	for cur.Next(&rev) {
 		b.kick()
 	}
 	return cur.Err()
