@@ -60,7 +60,7 @@ func (o *Options) Setup() (logr.Logger, error) {
 	if err != nil {
 		return logr.Discard(), fmt.Errorf("cannot set up logging: %w", err)
 	}
-	log := zapr.NewLogger(z)
+	log := Defer(zapr.NewLogger(z))
 	klog.SetLogger(log)
 	ctrllog.SetLogger(log)
 	return log, nil
