@@ -16,6 +16,7 @@ import (
 
 	r "gopkg.in/rethinkdb/rethinkdb-go.v6"
 
+	"github.com/guildnet/guildnet/pkg/controller/rethinkops"
 	"github.com/guildnet/guildnet/pkg/devenv/reqlite"
 	"github.com/guildnet/guildnet/pkg/devenv/reqlite/reqlitetest"
 	"github.com/guildnet/guildnet/pkg/rethinkdb"
@@ -58,29 +59,13 @@ func newTable(t *testing.T, s *r.Session, pk string, indexes ...Index) Table {
 	tbl := Table{DB: "rows_test", Name: nonIdent.ReplaceAllString(t.Name(), "_"), PrimaryKey: pk, Indexes: indexes}
 	_, _ = r.DBCreate(tbl.DB).RunWrite(s)
 	_, _ = r.DB(tbl.DB).TableDrop(tbl.Name).RunWrite(s)
-	if _, err := r.DB(tbl.DB).TableCreate(tbl.Name, r.TableCreateOpts{PrimaryKey: pk}).RunWrite(s); err != nil {
-		t.Fatal(err)
-	}
+	// Made as the table reconciler makes it.
+	ensure := make([]rethinkops.Index, 0, len(indexes))
 	for _, idx := range indexes {
-		f := idx.fields()
-		fn := func(row r.Term) any {
-			if len(f) == 1 {
-				return row.Field(f[0])
-			}
-			v := make([]any, len(f))
-			for i, name := range f {
-				v[i] = row.Field(name)
-			}
-			return v
-		}
-		if _, err := tbl.term().IndexCreateFunc(idx.Name, fn, r.IndexCreateOpts{Multi: idx.Multi}).RunWrite(s); err != nil {
-			t.Fatal(err)
-		}
+		ensure = append(ensure, rethinkops.Index{Name: idx.Name, Fields: idx.Fields, Multi: idx.Multi})
 	}
-	if len(indexes) > 0 {
-		if _, err := tbl.term().IndexWait().Run(s); err != nil {
-			t.Fatal(err)
-		}
+	if _, err := rethinkops.EnsureTable(t.Context(), s, tbl.DB, tbl.Name, pk, "", ensure); err != nil {
+		t.Fatal(err)
 	}
 	return tbl
 }
