@@ -6,6 +6,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -14,6 +15,8 @@ import (
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/apiserver/pkg/registry/rest"
 	toolscache "k8s.io/client-go/tools/cache"
+
+	"github.com/guildnet/guildnet/apis/guildnet/v1alpha1"
 )
 
 // Registry is the part of a resource's REST storage (this server's
@@ -30,6 +33,22 @@ type Registries struct {
 	// Convertor turns what the registries return, internal objects, into
 	// the kind's version, which informers hold (the API server's scheme).
 	Convertor *runtime.Scheme
+}
+
+// OwnRegistries takes the registry of each guildnet.io kind from the API
+// server's REST storage, keyed by resource as the server installs it.
+func OwnRegistries(storage map[string]rest.Storage, convertor *runtime.Scheme) (Registries, error) {
+	own := Registries{Kinds: map[schema.GroupVersionKind]Registry{}, Convertor: convertor}
+	for _, kind := range ownKinds {
+		gvk := v1alpha1.SchemeGroupVersion.WithKind(kind)
+		resource, _ := meta.UnsafeGuessKindToResource(gvk)
+		reg, ok := storage[resource.Resource].(Registry)
+		if !ok {
+			return Registries{}, fmt.Errorf("the %s storage cannot be listed and watched (%T)", resource.Resource, storage[resource.Resource])
+		}
+		own.Kinds[gvk] = reg
+	}
+	return own, nil
 }
 
 // newInformerFunc returns the reconcilers' informer constructor: informers

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -191,5 +192,43 @@ func TestRegistryListerWatcherPassesTheSelector(t *testing.T) {
 	}
 	if _, err := lw.ListWithContext(context.Background(), metav1.ListOptions{LabelSelector: "=bad="}); err == nil {
 		t.Error("an unparsable selector was accepted")
+	}
+}
+
+// storageOnly is a REST storage that neither lists nor watches.
+type storageOnly struct{}
+
+func (storageOnly) New() runtime.Object { return &guildnet.Workspace{} }
+func (storageOnly) Destroy()            {}
+
+// registryStorage is a REST storage that lists and watches.
+type registryStorage struct {
+	storageOnly
+	*fakeRegistry
+}
+
+// The reconcilers take each kind's registry from the server's storage by
+// resource; a storage that cannot list and watch is an error naming it.
+func TestOwnRegistriesFromTheServersStorage(t *testing.T) {
+	storage := map[string]rest.Storage{
+		"workspaces": registryStorage{fakeRegistry: &fakeRegistry{}}, "workspaces/status": storageOnly{},
+		"databases": registryStorage{fakeRegistry: &fakeRegistry{}}, "tables": registryStorage{fakeRegistry: &fakeRegistry{}},
+	}
+	own, err := OwnRegistries(storage, apiserver.Scheme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for resource, kind := range map[string]string{"workspaces": "Workspace", "databases": "Database", "tables": "Table"} {
+		if got := own.Kinds[v1alpha1.SchemeGroupVersion.WithKind(kind)]; got != storage[resource].(Registry) {
+			t.Errorf("%s's registry is not the %s storage", kind, resource)
+		}
+	}
+	if len(own.Kinds) != 3 || own.Convertor != apiserver.Scheme {
+		t.Errorf("registries = %v, want the three kinds and the server's scheme", own)
+	}
+
+	storage["tables"] = storageOnly{}
+	if _, err := OwnRegistries(storage, apiserver.Scheme); err == nil || !strings.Contains(err.Error(), "tables storage") {
+		t.Fatalf("with a tables storage that cannot list: %v, want an error naming it", err)
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/apiserver/pkg/endpoints/openapi"
 	"k8s.io/apiserver/pkg/features"
@@ -276,13 +275,9 @@ func (o *Options) startReconcilers(server *apiserver.GuildNetServer, cfg *apiser
 	if cfg.GenericConfig.ClientConfig == nil {
 		return fmt.Errorf("the reconcilers need a kube-apiserver: set --kubeconfig, run in a cluster, or pass --reconcile=false")
 	}
-	own := controller.Registries{Kinds: map[schema.GroupVersionKind]controller.Registry{}, Convertor: apiserver.Scheme}
-	for _, r := range []struct{ kind, resource string }{{"Workspace", "workspaces"}, {"Database", "databases"}, {"Table", "tables"}} {
-		reg, ok := server.Storage[r.resource].(controller.Registry)
-		if !ok {
-			return fmt.Errorf("the %s storage cannot be listed and watched (%T)", r.resource, server.Storage[r.resource])
-		}
-		own.Kinds[v1alpha1.SchemeGroupVersion.WithKind(r.kind)] = reg
+	own, err := controller.OwnRegistries(server.Storage, apiserver.Scheme)
+	if err != nil {
+		return err
 	}
 	mgr, err := o.Controller.NewManager(cfg.GenericConfig.ClientConfig, cfg.GenericConfig.LoopbackClientConfig, own)
 	if err != nil {
