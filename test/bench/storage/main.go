@@ -307,17 +307,15 @@ func sampleAtRest(ctx context.Context, d time.Duration, cfg *rest.Config, pids .
 
 // median returns process i's sample with the median VmRSS.
 func (s memorySamples) median(i int) map[string]float64 {
-	sorted := slices.SortedFunc(slices.Values(s[i]), func(a, b map[string]float64) int { return cmp.Compare(a["VmRSS"], b["VmRSS"]) })
+	sorted := slices.SortedFunc(slices.Values(s[i]), byRSS)
 	return sorted[len(sorted)/2]
 }
 
-func (s memorySamples) max(i int) float64 {
-	return slices.MaxFunc(s[i], func(a, b map[string]float64) int { return cmp.Compare(a["VmRSS"], b["VmRSS"]) })["VmRSS"]
-}
+func (s memorySamples) max(i int) float64 { return slices.MaxFunc(s[i], byRSS)["VmRSS"] }
 
-func (s memorySamples) min(i int) float64 {
-	return slices.MinFunc(s[i], func(a, b map[string]float64) int { return cmp.Compare(a["VmRSS"], b["VmRSS"]) })["VmRSS"]
-}
+func (s memorySamples) min(i int) float64 { return slices.MinFunc(s[i], byRSS)["VmRSS"] }
+
+func byRSS(a, b map[string]float64) int { return cmp.Compare(a["VmRSS"], b["VmRSS"]) }
 
 // listAll lists each kind once.
 func listAll(ctx context.Context, gn guildnetclient.Interface) error {
